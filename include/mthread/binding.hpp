@@ -1,0 +1,46 @@
+// For language bindings (the Python module is one): what a binding needs from the core to run
+// its interpreter's code on mthread threads. Applications do not need this header.
+//
+// A binding starts its threads with start_options{.type = thread_type::python, .hooks = ...}.
+// Such threads are suspended and killed cooperatively: the core never stops them with a signal
+// (an interpreter thread must not be parked while it holds its interpreter's lock). Instead the
+// core tells the binding through the hooks, and the binding brings the thread to
+// park_while_suspended() or raises its own "killed" exception there.
+#pragma once
+
+#include "mthread/thread.hpp"
+
+namespace mthread {
+
+class thread_hooks {
+ public:
+  virtual ~thread_hooks() = default;
+  // Called in the thread that asked, after the request is recorded, with no lock of mthread's
+  // held. The target may be anywhere: running, blocked, or about to end.
+  virtual void on_suspend_request() {}
+  virtual void on_kill_request() {}
+};
+
+namespace binding {
+
+// Cheap checks for the calling thread (false in a thread mthread does not know).
+bool suspend_requested();
+bool kill_requested();
+
+// Parks the calling thread while it is suspended; returns when resumed or killed (it does not
+// throw). The caller must hold no lock another thread may need, its interpreter's included.
+void park_while_suspended();
+
+// While one of these lives, kill does not interrupt the calling thread's waits and sleeps: a
+// binding sets one while its thread runs cleanup code (a `finally` after the kill was raised),
+// so cleanup that sleeps or waits for a message is not cut short.
+class kill_deferral {
+ public:
+  kill_deferral();
+  ~kill_deferral();
+  kill_deferral(const kill_deferral&) = delete;
+  kill_deferral& operator=(const kill_deferral&) = delete;
+};
+
+}  // namespace binding
+}  // namespace mthread

@@ -1,0 +1,96 @@
+// Starting threads, controlling them (suspend, resume, kill) and looking at them (list, status).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "mthread/types.hpp"
+
+namespace mthread {
+
+class thread_hooks;  // see mthread/binding.hpp; only language bindings need it
+
+// Everything start_new_thread can be told besides the name and the function.
+struct start_options {
+  std::size_t stack_size = 0;                          // 0: the current stack_size()
+  std::size_t mailbox_depth = default_mailbox_depth;   // 1 .. max_mailbox_depth
+  thread_type type = thread_type::native;              // bindings set python
+  std::shared_ptr<thread_hooks> hooks;                 // bindings only: see binding.hpp
+};
+
+namespace detail {
+thread_id start(std::string_view name, const start_options& options, std::function<void()> body);
+}
+
+// Starts `f(args...)` on a new thread with its own stack and returns the thread's id.
+// The arguments are copied or moved into the thread, as std::thread does.
+// Throws mthread::error when the thread limit is reached or the options are invalid.
+template <class F, class... Args>
+thread_id start_new_thread(const start_options& options, std::string_view name, F&& f,
+                           Args&&... args) {
+  auto call = [fn = std::forward<F>(f),
+               bound = std::make_tuple(std::forward<Args>(args)...)]() mutable {
+    std::apply(std::move(fn), std::move(bound));
+  };
+  // std::function needs a copyable target; sharing it keeps move-only callables usable.
+  auto shared = std::make_shared<decltype(call)>(std::move(call));
+  return detail::start(name, options, [shared] { (*shared)(); });
+}
+
+template <class F, class... Args>
+thread_id start_new_thread(std::string_view name, F&& f, Args&&... args) {
+  return start_new_thread(start_options{}, name, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+// The default stack size for threads started from now on. Setting clamps to
+// [min_stack_size, max_stack_size] and returns the effective size; 0 restores the default.
+std::size_t stack_size();
+std::size_t stack_size(std::size_t bytes);
+
+// The thread limit in force: MTHREAD_MAX_THREADS from the environment, else the build's default.
+std::size_t max_threads();
+
+// Lets (or stops letting) the calling thread be suspended. New threads start not suspendable.
+void allow_suspend(bool allow);
+
+// True if the thread was running, allows suspension and is not the caller. A native thread stops
+// wherever it runs within about a millisecond; its state is SUSPENDED at once.
+bool suspend(thread_id id);
+// True if the thread was suspended; it goes on where it stopped.
+bool resume(thread_id id);
+// True if the thread was alive and is not the main thread. See README "Kill" for when it ends.
+// kill(get_self_id()) throws thread_killed in the caller.
+bool kill(thread_id id);
+
+std::string get_thread_name(thread_id id);  // "unknown" for an id that is not alive
+std::string get_self_name();                // "unknown" in a thread mthread does not know
+thread_id get_self_id();                    // 0 in a thread mthread does not know
+thread_id get_repl_id();                    // the main thread
+thread_state status(thread_id id);          // terminated for a thread that is gone
+
+std::vector<thread_info> list();
+// One line a thread in the device's format:
+// ID=7, Name: blink, State: running, Stack=8388608, MaxUsed=4096, Type: NATIVE
+void print_list(std::ostream& out);
+
+// Waits until thread `id` is gone — ended, its stack and mailbox freed — or the timeout passes.
+// True if it is gone (also for an id that never was). Not in the device's API; tests and
+// programs that end threads need it. Suspend and kill take effect in it.
+bool join(thread_id id, std::chrono::nanoseconds timeout);
+
+// Sleeps that suspend and kill take effect in.
+void sleep_for(std::chrono::nanoseconds duration);
+
+// A place where a pending suspend or kill takes effect. Call it in long loops of a thread that
+// must stay killable: a native thread that never calls into mthread cannot be killed.
+void checkpoint();
+
+}  // namespace mthread

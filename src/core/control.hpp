@@ -1,0 +1,65 @@
+// The rules every public call follows, in one place:
+// - core_section: while a thread is inside the core it may hold a core lock, so a suspend signal
+//   only leaves the request and the thread parks when it leaves the section;
+// - api_call: also the kill check at a native thread's entry into mthread;
+// - wait_until: the one wait loop, where suspend parks and kill throws.
+#pragma once
+
+#include <time.h>
+
+#include <chrono>
+
+#include "core/registry.hpp"
+
+namespace mthread::core {
+
+class core_section {
+ public:
+  core_section();
+  ~core_section();
+  core_section(const core_section&) = delete;
+  core_section& operator=(const core_section&) = delete;
+  thread_record* self() const { return self_; }
+
+ private:
+  thread_record* self_;
+};
+
+class api_call : public core_section {
+ public:
+  api_call();
+};
+
+// Throws thread_killed if the calling thread was killed, is not deferring kills and is not
+// already unwinding.
+void throw_if_killed(thread_record& self);
+
+// Parks while suspended; returns on resume or kill. Async-signal-safe.
+void park_while_suspended(thread_record& self);
+
+// nullopt-like: a null deadline means "wait forever".
+timespec deadline_after(std::chrono::nanoseconds duration);
+bool deadline_passed(const timespec& deadline);
+
+// Blocks the calling thread until `ready()` is true (returns true) or the deadline passes
+// (false). Parks while suspended, throws thread_killed when killed. `ready` runs with no lock held.
+template <class Ready>
+bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready) {
+  struct waiting_flag {
+    thread_record& self;
+    explicit waiting_flag(thread_record& s) : self(s) { self.waiting.store(true); }
+    ~waiting_flag() { self.waiting.store(false); }
+  } flag(self);
+  for (;;) {
+    throw_if_killed(self);
+    const auto seen = self.park.prepare();
+    const bool suspended = self.suspend_requested.load(std::memory_order_acquire);
+    if (!suspended) {
+      if (ready()) return true;
+      if (deadline != nullptr && deadline_passed(*deadline)) return false;
+    }
+    self.park.wait(seen, suspended ? nullptr : deadline);
+  }
+}
+
+}  // namespace mthread::core

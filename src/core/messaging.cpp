@@ -1,0 +1,140 @@
+// Notifications and mailboxes: the public API of messaging.hpp.
+#include "mthread/messaging.hpp"
+
+#include <string>
+
+#include "core/control.hpp"
+#include "core/registry.hpp"
+
+namespace mthread {
+
+using core::api_call;
+using core::registry;
+
+namespace {
+
+core::thread_record& require_self(const api_call& call, const char* function) {
+  if (call.self() == nullptr) {
+    throw error(std::string("mthread: ") + function +
+                " needs a thread mthread knows (the main thread or one it started)");
+  }
+  return *call.self();
+}
+
+// Hands `deliver` each target: the one thread `id`, or for a broadcast every live thread but
+// the caller. True if there was a target and every one accepted.
+template <class Deliver>
+bool for_targets(const api_call& call, thread_id id, Deliver&& deliver) {
+  if (id != broadcast) {
+    core::record_ptr target = registry::instance().find(id);
+    return target != nullptr && !target->ended.load() && deliver(*target);
+  }
+  bool any = false;
+  bool all = true;
+  for (const core::record_ptr& target : registry::instance().all()) {
+    if (target.get() == call.self() || target->ended.load()) continue;
+    any = true;
+    all = deliver(*target) && all;
+  }
+  return any && all;
+}
+
+bool post(const api_call& call, thread_id id, const message& prototype) {
+  return for_targets(call, id, [&](core::thread_record& target) {
+    message copy = prototype;
+    if (!target.box.push(std::move(copy))) return false;
+    target.park.wake();
+    return true;
+  });
+}
+
+thread_id sender_id(const api_call& call) { return call.self() != nullptr ? call.self()->id : 0; }
+
+timespec deadline_for(std::chrono::milliseconds timeout) { return core::deadline_after(timeout); }
+
+}  // namespace
+
+bool notify(thread_id id, std::uint32_t value) {
+  api_call call;
+  if (value == 0) throw error("mthread: notify: value must be 1..4294967295, got 0");
+  return for_targets(call, id, [&](core::thread_record& target) {
+    target.notification.store(value, std::memory_order_release);
+    target.park.wake();
+    return true;
+  });
+}
+
+std::uint32_t get_notification() {
+  api_call call;
+  return call.self() != nullptr ? call.self()->notification.exchange(0) : 0;
+}
+
+bool is_notified(thread_id id) {
+  api_call call;
+  const core::record_ptr target = registry::instance().find(id);
+  return target != nullptr && target->notification.load() != 0;
+}
+
+std::optional<std::uint32_t> wait(std::chrono::milliseconds timeout) {
+  api_call call;
+  core::thread_record& self = require_self(call, "wait");
+  std::uint32_t value = 0;
+  const timespec deadline = deadline_for(timeout);
+  if (core::wait_until(self, &deadline,
+                       [&] { return (value = self.notification.exchange(0)) != 0; })) {
+    return value;
+  }
+  return std::nullopt;
+}
+
+bool send_msg(thread_id id, std::int64_t value) {
+  api_call call;
+  message m;
+  m.type = msg_type::integer;
+  m.sender = sender_id(call);
+  m.integer = value;
+  return post(call, id, m);
+}
+
+bool send_msg(thread_id id, std::string_view text) {
+  api_call call;
+  if (text.empty()) throw error("mthread: send_msg: the text must not be empty");
+  if (text.size() > max_message_length) {
+    throw error("mthread: send_msg: the text is " + std::to_string(text.size()) +
+                " bytes, longer than the maximum of " + std::to_string(max_message_length));
+  }
+  message m;
+  m.type = msg_type::string;
+  m.sender = sender_id(call);
+  m.text = std::string(text);
+  return post(call, id, m);
+}
+
+message get_msg() {
+  api_call call;
+  message m;
+  if (call.self() != nullptr) call.self()->box.pop(m);
+  return m;
+}
+
+message get_msg(std::chrono::milliseconds timeout) {
+  api_call call;
+  core::thread_record& self = require_self(call, "get_msg");
+  message m;
+  const timespec deadline = deadline_for(timeout);
+  core::wait_until(self, &deadline, [&] { return self.box.pop(m); });
+  return m;
+}
+
+bool repl_accept_msg() { return registry::instance().repl_accepts_messages.load(); }
+
+bool repl_accept_msg(bool accept) {
+  api_call call;
+  if (call.self() == nullptr || call.self()->type != thread_type::main) {
+    throw error("mthread: repl_accept_msg(flag): only the main thread may set it");
+  }
+  registry::instance().repl_accepts_messages.store(accept);
+  return accept;
+}
+
+}  // namespace mthread

@@ -1,0 +1,105 @@
+#include "core/registry.hpp"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "core/no_destroy.hpp"
+
+#ifndef MTHREAD_MAX_THREADS_DEFAULT
+#define MTHREAD_MAX_THREADS_DEFAULT 1024
+#endif
+
+namespace mthread::core {
+namespace {
+
+// initial-exec: the overflow and suspend signal handlers read it, and a lazily allocated TLS
+// block is not safe to touch there.
+__attribute__((tls_model("initial-exec"))) thread_local thread_record* current = nullptr;
+
+std::size_t limit_from_environment() {
+  const char* text = std::getenv("MTHREAD_MAX_THREADS");
+  if (text != nullptr && *text != '\0') {
+    char* end = nullptr;
+    const unsigned long long value = std::strtoull(text, &end, 10);
+    if (*end == '\0' && value > 0 && text[0] != '-') return static_cast<std::size_t>(value);
+  }
+  return MTHREAD_MAX_THREADS_DEFAULT;
+}
+
+}  // namespace
+
+registry& registry::instance() {
+  static no_destroy<registry> instance;
+  return instance.get();
+}
+
+registry::registry() : limit_(limit_from_environment()) {
+  main_ = std::make_shared<thread_record>(next_id(), thread_type::main, "MainThread",
+                                          default_mailbox_depth);
+  threads_.emplace(main_->id, main_);
+}
+
+thread_record* registry::self() {
+  if (current == nullptr && syscall(SYS_gettid) == getpid()) {
+    current = &instance().main_thread();
+  }
+  return current;
+}
+
+void registry::set_self(thread_record* record) { current = record; }
+
+void registry::add(record_ptr record) {
+  std::lock_guard guard(lock_);
+  if (threads_.size() - 1 >= limit_) {
+    throw error("mthread: cannot start thread \"" + record->name + "\": the limit of " +
+                std::to_string(limit_) +
+                " threads is reached (raise it with the environment variable "
+                "MTHREAD_MAX_THREADS or the CMake option MTHREAD_MAX_THREADS)");
+  }
+  threads_.emplace(record->id, std::move(record));
+}
+
+record_ptr registry::remove(thread_id id) {
+  std::lock_guard guard(lock_);
+  auto it = threads_.find(id);
+  if (it == threads_.end()) return nullptr;
+  record_ptr removed = std::move(it->second);
+  threads_.erase(it);
+  for (thread_record* joiner : joiners_) joiner->park.wake();
+  return removed;
+}
+
+record_ptr registry::find(thread_id id) const {
+  std::lock_guard guard(lock_);
+  auto it = threads_.find(id);
+  return it == threads_.end() ? nullptr : it->second;
+}
+
+std::vector<record_ptr> registry::all() const {
+  std::vector<record_ptr> result;
+  {
+    std::lock_guard guard(lock_);
+    result.reserve(threads_.size());
+    for (const auto& entry : threads_) result.push_back(entry.second);
+  }
+  std::sort(result.begin(), result.end(), [](const record_ptr& a, const record_ptr& b) {
+    return a->id < b->id;
+  });
+  return result;
+}
+
+void registry::add_joiner(thread_record* joiner) {
+  std::lock_guard guard(lock_);
+  joiners_.push_back(joiner);
+}
+
+void registry::remove_joiner(thread_record* joiner) {
+  std::lock_guard guard(lock_);
+  joiners_.erase(std::find(joiners_.begin(), joiners_.end(), joiner));
+}
+
+}  // namespace mthread::core

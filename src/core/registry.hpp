@@ -1,0 +1,51 @@
+// Who is alive: id -> record, the main thread's record, the thread limit, and the calling
+// thread's own record.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "core/no_destroy.hpp"
+#include "core/record.hpp"
+
+namespace mthread::core {
+
+class registry {
+ public:
+  static registry& instance();
+
+  // The calling thread's record: a started thread's, the main thread's, or nullptr.
+  static thread_record* self();
+  static void set_self(thread_record* record);
+
+  thread_record& main_thread() { return *main_; }
+  thread_id next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+  std::size_t limit() const { return limit_; }
+
+  // Adds a started thread's record; throws mthread::error when the limit is reached.
+  void add(record_ptr record);
+  record_ptr remove(thread_id id);
+  record_ptr find(thread_id id) const;
+  std::vector<record_ptr> all() const;  // by id; the main thread first
+
+  // Threads blocked in join(): woken whenever a thread is removed.
+  void add_joiner(thread_record* joiner);
+  void remove_joiner(thread_record* joiner);
+
+  std::atomic<bool> repl_accepts_messages{true};
+
+ private:
+  friend class no_destroy<registry>;
+  registry();
+  mutable std::mutex lock_;
+  std::unordered_map<thread_id, record_ptr> threads_;
+  std::vector<thread_record*> joiners_;
+  record_ptr main_;
+  std::atomic<thread_id> next_id_{1};
+  std::size_t limit_;
+};
+
+}  // namespace mthread::core

@@ -1,0 +1,142 @@
+#include "core/stack.hpp"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/no_destroy.hpp"
+#include "mthread/types.hpp"
+
+namespace mthread::core {
+namespace {
+
+std::size_t page_size() {
+  static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+std::size_t round_to_pages(std::size_t bytes) {
+  const std::size_t page = page_size();
+  return (bytes + page - 1) / page * page;
+}
+
+constexpr std::size_t guard_zone = 64u << 10;
+constexpr std::size_t max_cached_stacks = 8;
+
+}  // namespace
+
+std::size_t stack_region::signal_stack_size() {
+  return round_to_pages(std::max<std::size_t>(64u << 10, static_cast<std::size_t>(SIGSTKSZ)));
+}
+
+std::size_t effective_stack_size(std::size_t requested) {
+  return round_to_pages(std::clamp(requested, min_stack_size, max_stack_size));
+}
+
+stack_region::stack_region(std::size_t usable) {
+  const std::size_t page = page_size();
+  const std::size_t below = page + signal_stack_size() + guard_zone;
+  mapped_ = below + usable;
+  void* base = mmap(nullptr, mapped_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) {
+    throw error("mthread: cannot map a thread stack of " + std::to_string(usable) +
+                " bytes: " + std::strerror(errno));
+  }
+  base_ = static_cast<char*>(base);
+  usable_low_ = base_ + below;
+  usable_ = usable;
+  if (mprotect(base_ + page, signal_stack_size(), PROT_READ | PROT_WRITE) != 0 ||
+      mprotect(usable_low_, usable_, PROT_READ | PROT_WRITE) != 0) {
+    const int saved = errno;
+    release();
+    throw error("mthread: cannot map a thread stack of " + std::to_string(usable) +
+                " bytes: " + std::strerror(saved));
+  }
+  // A huge page would make a whole 2 MiB resident on the first touch.
+  madvise(base_, mapped_, MADV_NOHUGEPAGE);
+}
+
+stack_region::~stack_region() { release(); }
+
+stack_region::stack_region(stack_region&& other) noexcept { *this = std::move(other); }
+
+stack_region& stack_region::operator=(stack_region&& other) noexcept {
+  if (this != &other) {
+    release();
+    base_ = std::exchange(other.base_, nullptr);
+    mapped_ = std::exchange(other.mapped_, 0);
+    usable_low_ = std::exchange(other.usable_low_, nullptr);
+    usable_ = std::exchange(other.usable_, 0);
+  }
+  return *this;
+}
+
+void stack_region::release() {
+  if (base_ != nullptr) munmap(base_, mapped_);
+  base_ = nullptr;
+}
+
+char* stack_region::signal_stack() const { return base_ + page_size(); }
+
+bool stack_region::in_guard(const void* address) const {
+  const char* p = static_cast<const char*>(address);
+  return base_ != nullptr && p >= usable_low_ - guard_zone && p < usable_low_;
+}
+
+std::size_t stack_region::max_used() const {
+  if (base_ == nullptr) return 0;
+  const std::size_t page = page_size();
+  const std::size_t pages = usable_ / page;
+  std::vector<unsigned char> resident(pages);
+  if (mincore(usable_low_, usable_, resident.data()) != 0) return 0;
+  for (std::size_t i = 0; i < pages; ++i) {
+    if (resident[i] & 1) return (pages - i) * page;
+  }
+  return 0;
+}
+
+void stack_region::discard_contents() {
+  if (base_ != nullptr) madvise(base_, mapped_, MADV_DONTNEED);
+}
+
+namespace {
+struct stack_cache {
+  std::mutex lock;
+  std::vector<stack_region> stacks;
+};
+stack_cache& cache() {
+  static no_destroy<stack_cache> instance;
+  return instance.get();
+}
+}  // namespace
+
+stack_region take_stack(std::size_t usable) {
+  {
+    std::lock_guard guard(cache().lock);
+    auto& stacks = cache().stacks;
+    auto it = std::find_if(stacks.begin(), stacks.end(),
+                           [&](const stack_region& s) { return s.size() == usable; });
+    if (it != stacks.end()) {
+      stack_region found = std::move(*it);
+      stacks.erase(it);
+      return found;
+    }
+  }
+  return stack_region(usable);
+}
+
+void give_back_stack(stack_region stack) {
+  if (stack.empty()) return;
+  stack.discard_contents();
+  std::lock_guard guard(cache().lock);
+  if (cache().stacks.size() < max_cached_stacks) cache().stacks.push_back(std::move(stack));
+}
+
+}  // namespace mthread::core

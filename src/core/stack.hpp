@@ -1,0 +1,50 @@
+// Thread stacks the library allocates itself, so it can put a guard below each, measure how
+// deep each went (mincore: a page never touched is never resident), and give each thread an
+// alternate signal stack for reporting an overflow.
+//
+// Layout of one mapping, low to high addresses:
+//   [guard page][signal stack][guard zone][usable stack ............]
+// The guard zone is larger than a page so that a big frame cannot jump over it.
+#pragma once
+
+#include <cstddef>
+
+namespace mthread::core {
+
+class stack_region {
+ public:
+  stack_region() = default;
+  // Maps a stack with `usable` bytes (a whole number of pages). Throws mthread::error on failure.
+  explicit stack_region(std::size_t usable);
+  ~stack_region();
+  stack_region(stack_region&& other) noexcept;
+  stack_region& operator=(stack_region&& other) noexcept;
+
+  bool empty() const { return base_ == nullptr; }
+  char* low() const { return usable_low_; }
+  std::size_t size() const { return usable_; }
+  char* signal_stack() const;
+  static std::size_t signal_stack_size();
+
+  bool in_guard(const void* address) const;
+  // Bytes between the top and the lowest page ever touched: within one page of the truth.
+  std::size_t max_used() const;
+  // Drops every page's contents, so a reused stack is again not resident and measures afresh.
+  void discard_contents();
+
+ private:
+  void release();
+  char* base_ = nullptr;
+  std::size_t mapped_ = 0;
+  char* usable_low_ = nullptr;
+  std::size_t usable_ = 0;
+};
+
+// Clamps to [min_stack_size, max_stack_size] and rounds up to whole pages.
+std::size_t effective_stack_size(std::size_t requested);
+
+// A small cache of stacks of ended threads, so starting a thread costs no mmap in a steady state.
+stack_region take_stack(std::size_t usable);
+void give_back_stack(stack_region stack);
+
+}  // namespace mthread::core

@@ -1,0 +1,360 @@
+// Starting, ending and controlling threads; the public API of thread.hpp and binding.hpp.
+#include <cxxabi.h>
+#include <pthread.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <ostream>
+#include <thread>
+
+#include "core/control.hpp"
+#include "core/no_destroy.hpp"
+#include "core/registry.hpp"
+#include "core/signals.hpp"
+#include "mthread/binding.hpp"
+#include "mthread/thread.hpp"
+
+namespace mthread {
+namespace core {
+namespace {
+
+std::atomic<std::size_t> default_stack{default_stack_size};
+
+// Joins ended threads so their stacks can be recycled: a thread cannot free the stack it runs
+// on. Only after the join is a thread gone from the registry, so "status() is TERMINATED"
+// means its stack and mailbox are freed.
+class reaper {
+ public:
+  static reaper& instance() {
+    static no_destroy<reaper> instance;
+    return instance.get();
+  }
+
+  // Called before the first thread starts, so a failure reaches the caller of start.
+  void ensure_running() {
+    std::lock_guard guard(lock_);
+    if (running_) return;
+    std::thread(&reaper::run, this).detach();
+    running_ = true;
+  }
+
+  void hand_over(record_ptr ended) {
+    {
+      std::lock_guard guard(lock_);
+      queue_.push_back(std::move(ended));
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  void run() {
+    pthread_setname_np(pthread_self(), "mthread-reaper");
+    for (;;) {
+      record_ptr ended;
+      {
+        std::unique_lock guard(lock_);
+        ready_.wait(guard, [&] { return !queue_.empty(); });
+        ended = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      pthread_join(ended->handle, nullptr);
+      registry::instance().remove(ended->id);
+    }
+  }
+
+  std::mutex lock_;
+  std::condition_variable ready_;
+  std::deque<record_ptr> queue_;
+  bool running_ = false;
+};
+
+void set_os_name(const std::string& name) {
+  // The kernel keeps 15 bytes; cut on a character boundary so tools show valid UTF-8.
+  std::size_t length = std::min<std::size_t>(name.size(), 15);
+  if (length < name.size()) {
+    while (length > 0 && (static_cast<unsigned char>(name[length]) & 0xC0) == 0x80) --length;
+  }
+  pthread_setname_np(pthread_self(), name.substr(0, length).c_str());
+}
+
+void report_uncaught(const thread_record& self, const char* what) {
+  std::fprintf(stderr, "mthread: thread \"%s\" (id %llu) ended by an uncaught exception: %s\n",
+               self.name.c_str(), static_cast<unsigned long long>(self.id), what);
+}
+
+void run_body(thread_record& self) {
+  if (self.kill_requested.load()) return;
+  try {
+    self.body();
+  } catch (const thread_killed&) {
+  } catch (abi::__forced_unwind&) {
+    throw;  // pthread_exit: let glibc finish unwinding; the finisher still runs
+  } catch (const std::exception& e) {
+    report_uncaught(self, e.what());
+  } catch (...) {
+    report_uncaught(self, "(not a std::exception)");
+  }
+}
+
+void finish(thread_record& self) {
+  // From here on a kill no longer throws: the captures' destructors may call into mthread.
+  ++self.kill_deferrals;
+  self.body = nullptr;
+  leave_thread_signals(self);
+  self.box.close();
+  reaper::instance().hand_over(registry::instance().find(self.id));
+}
+
+void* thread_entry(void* argument) {
+  auto& self = *static_cast<thread_record*>(argument);
+  registry::set_self(&self);
+  self.handle = pthread_self();
+  enter_thread_signals(self);
+  set_os_name(self.name);
+  struct finisher {
+    thread_record& self;
+    ~finisher() { finish(self); }
+  } at_end{self};
+  run_body(self);
+  return nullptr;
+}
+
+bool alive(const record_ptr& record) { return record != nullptr && !record->ended.load(); }
+
+}  // namespace
+}  // namespace core
+
+using core::api_call;
+using core::registry;
+
+thread_id detail::start(std::string_view name, const start_options& options,
+                        std::function<void()> body) {
+  api_call call;
+  if (options.mailbox_depth == 0 || options.mailbox_depth > max_mailbox_depth) {
+    throw error("mthread: mailbox_depth must be 1.." + std::to_string(max_mailbox_depth) +
+                ", got " + std::to_string(options.mailbox_depth));
+  }
+  if (options.type == thread_type::main) {
+    throw error("mthread: a started thread cannot be of type MAIN");
+  }
+  core::install_signal_handlers();
+  core::reaper::instance().ensure_running();
+
+  auto& threads = registry::instance();
+  auto record = std::make_shared<core::thread_record>(threads.next_id(), options.type,
+                                                      std::string(name), options.mailbox_depth);
+  record->hooks = options.hooks;
+  record->body = std::move(body);
+  const std::size_t size =
+      core::effective_stack_size(options.stack_size != 0 ? options.stack_size : stack_size());
+  record->stack = core::take_stack(size);
+  threads.add(record);
+
+  pthread_attr_t attributes;
+  pthread_attr_init(&attributes);
+  pthread_attr_setstack(&attributes, record->stack.low(), record->stack.size());
+  pthread_t handle;
+  const int failure = pthread_create(&handle, &attributes, core::thread_entry, record.get());
+  pthread_attr_destroy(&attributes);
+  if (failure != 0) {
+    threads.remove(record->id);
+    throw error("mthread: cannot start thread \"" + record->name + "\": " +
+                std::strerror(failure));
+  }
+  return record->id;
+}
+
+std::size_t stack_size() { return core::default_stack.load(); }
+
+std::size_t stack_size(std::size_t bytes) {
+  const std::size_t effective = bytes == 0 ? default_stack_size : core::effective_stack_size(bytes);
+  core::default_stack.store(effective);
+  return effective;
+}
+
+std::size_t max_threads() { return registry::instance().limit(); }
+
+void allow_suspend(bool allow) {
+  api_call call;
+  if (call.self() != nullptr && call.self()->type != thread_type::main) {
+    call.self()->suspendable.store(allow, std::memory_order_release);
+  }
+}
+
+bool suspend(thread_id id) {
+  api_call call;
+  const core::record_ptr target = registry::instance().find(id);
+  if (!core::alive(target) || target.get() == call.self() ||
+      !target->suspendable.load(std::memory_order_acquire)) {
+    return false;
+  }
+  if (target->suspend_requested.exchange(true, std::memory_order_seq_cst)) return false;
+  if (target->preemptive()) {
+    core::send_suspend_signal(*target);
+  } else if (target->hooks) {
+    target->hooks->on_suspend_request();
+  }
+  return true;
+}
+
+bool resume(thread_id id) {
+  api_call call;
+  const core::record_ptr target = registry::instance().find(id);
+  if (target == nullptr || !target->suspend_requested.exchange(false, std::memory_order_seq_cst)) {
+    return false;
+  }
+  target->park.wake();
+  return true;
+}
+
+bool kill(thread_id id) {
+  api_call call;
+  const core::record_ptr target = registry::instance().find(id);
+  if (!core::alive(target) || target->type == thread_type::main) return false;
+  target->kill_requested.store(true, std::memory_order_seq_cst);
+  if (target.get() == call.self()) {
+    core::throw_if_killed(*target);
+    return true;
+  }
+  target->park.wake();
+  if (target->hooks) target->hooks->on_kill_request();
+  return true;
+}
+
+std::string get_thread_name(thread_id id) {
+  const core::record_ptr target = registry::instance().find(id);
+  return target != nullptr ? target->name : "unknown";
+}
+
+std::string get_self_name() {
+  const core::thread_record* self = registry::self();
+  return self != nullptr ? self->name : "unknown";
+}
+
+thread_id get_self_id() {
+  const core::thread_record* self = registry::self();
+  return self != nullptr ? self->id : 0;
+}
+
+thread_id get_repl_id() { return registry::instance().main_thread().id; }
+
+thread_state status(thread_id id) {
+  const core::record_ptr target = registry::instance().find(id);
+  return target != nullptr ? target->state() : thread_state::terminated;
+}
+
+std::vector<thread_info> list() {
+  api_call call;
+  std::vector<thread_info> result;
+  for (const core::record_ptr& record : registry::instance().all()) {
+    result.push_back(thread_info{record->id, record->type, record->name, record->state(),
+                                 record->stack.size(), record->stack.max_used()});
+  }
+  return result;
+}
+
+namespace {
+
+const char* state_name(thread_state state) {
+  switch (state) {
+    case thread_state::running: return "running";
+    case thread_state::suspended: return "suspended";
+    case thread_state::waiting: return "waiting";
+    case thread_state::terminated: return "terminated";
+  }
+  return "unknown";
+}
+
+const char* type_name(thread_type type) {
+  switch (type) {
+    case thread_type::main: return "MAIN";
+    case thread_type::python: return "PYTHON";
+    case thread_type::service: return "SERVICE";
+    case thread_type::native: return "NATIVE";
+  }
+  return "UNKNOWN";
+}
+
+}  // namespace
+
+void print_list(std::ostream& out) {
+  for (const thread_info& info : list()) {
+    out << "ID=" << info.id << ", Name: " << info.name << ", State: " << state_name(info.state)
+        << ", Stack=" << info.stack_size << ", MaxUsed=" << info.max_stack_used
+        << ", Type: " << type_name(info.type) << '\n';
+  }
+}
+
+void sleep_for(std::chrono::nanoseconds duration) {
+  api_call call;
+  if (call.self() == nullptr) {
+    std::this_thread::sleep_for(duration);
+    return;
+  }
+  const timespec deadline = core::deadline_after(duration);
+  core::wait_until(*call.self(), &deadline, [] { return false; });
+}
+
+void checkpoint() {
+  api_call call;
+  if (call.self() == nullptr) return;
+  if (call.self()->suspend_requested.load()) core::park_while_suspended(*call.self());
+  core::throw_if_killed(*call.self());
+}
+
+bool join(thread_id id, std::chrono::nanoseconds timeout) {
+  api_call call;
+  auto& threads = registry::instance();
+  const core::record_ptr target = threads.find(id);
+  if (target == nullptr) return true;
+  if (target.get() == call.self()) throw error("mthread: join: a thread cannot join itself");
+  if (target->type == thread_type::main) {
+    throw error("mthread: join: the main thread never ends while the process runs");
+  }
+  const timespec deadline = core::deadline_after(timeout);
+  auto gone = [&] { return threads.find(id) == nullptr; };
+  if (call.self() == nullptr) {
+    while (!gone()) {
+      if (core::deadline_passed(deadline)) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return true;
+  }
+  threads.add_joiner(call.self());
+  struct leave {
+    core::thread_record* self;
+    ~leave() { registry::instance().remove_joiner(self); }
+  } at_end{call.self()};
+  return core::wait_until(*call.self(), &deadline, gone);
+}
+
+namespace binding {
+
+bool suspend_requested() {
+  const core::thread_record* self = registry::self();
+  return self != nullptr && self->suspend_requested.load(std::memory_order_acquire);
+}
+
+bool kill_requested() {
+  const core::thread_record* self = registry::self();
+  return self != nullptr && self->kill_requested.load(std::memory_order_acquire);
+}
+
+void park_while_suspended() {
+  core::core_section section;
+  if (section.self() != nullptr) core::park_while_suspended(*section.self());
+}
+
+kill_deferral::kill_deferral() {
+  if (core::thread_record* self = registry::self()) ++self->kill_deferrals;
+}
+
+kill_deferral::~kill_deferral() {
+  if (core::thread_record* self = registry::self()) --self->kill_deferrals;
+}
+
+}  // namespace binding
+}  // namespace mthread
