@@ -1,6 +1,7 @@
 // Notifications and mailboxes: the public API of messaging.hpp.
 #include "mthread/messaging.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "core/control.hpp"
@@ -50,7 +51,11 @@ bool post(const api_call& call, thread_id id, const message& prototype) {
 
 thread_id sender_id(const api_call& call) { return call.self() != nullptr ? call.self()->id : 0; }
 
-timespec deadline_for(std::chrono::milliseconds timeout) { return core::deadline_after(timeout); }
+// Saturates first: converting a huge millisecond count to nanoseconds would overflow.
+timespec deadline_for(std::chrono::milliseconds timeout) {
+  constexpr std::chrono::milliseconds longest = std::chrono::hours(24 * 365 * 100);
+  return core::deadline_after(std::min(timeout, longest));
+}
 
 }  // namespace
 

@@ -85,8 +85,9 @@ void report_uncaught(const thread_record& self, const char* what) {
                self.name.c_str(), static_cast<unsigned long long>(self.id), what);
 }
 
+// The body always runs, even when killed before it started: a binding must get the chance to
+// release what the body holds (a native body meets the kill at its first call into mthread).
 void run_body(thread_record& self) {
-  if (self.kill_requested.load()) return;
   try {
     self.body();
   } catch (const thread_killed&) {

@@ -1,0 +1,49 @@
+# Everything a user or CI needs: `make test`, `make demo`, `make bench`.
+# Each target installs what is missing (Debian packages), configures, builds, then runs.
+PYTHON      ?= /usr/bin/python3
+BUILD       ?= build
+BUILD_TYPE  ?= RelWithDebInfo
+JOBS        ?= $(shell nproc)
+VENV        := .venv
+DEBIAN_PACKAGES := build-essential cmake git libgtest-dev libgmock-dev libbenchmark-dev \
+  pybind11-dev python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
+  python3-pytest python3-pytest-timeout python3-hypothesis python3-pexpect clang-format
+
+.PHONY: all deps build venv test demo bench format clean
+
+all: build
+
+# Installs only what is missing; apt-get update runs only when something is.
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DMTHREAD_WERROR=ON -DPython3_EXECUTABLE=$(PYTHON)
+	cmake --build $(BUILD) -j $(JOBS)
+
+# A virtual environment on Debian's python3 with the mthread package installed, built by
+# pip through the project's CMake (reusing the build tree above, so nothing compiles twice).
+venv: build
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv --system-site-packages $(VENV)
+	MTHREAD_CMAKE_BUILD_DIR=$(abspath $(BUILD)) $(VENV)/bin/python -m pip install -q \
+	  --no-build-isolation --no-deps --no-index .
+
+test: venv
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
+
+demo: venv
+	$(VENV)/bin/python -m mthread examples/device_demo.py
+
+bench: deps
+	bash bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD) $(VENV) *.egg-info

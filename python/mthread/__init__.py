@@ -1,0 +1,105 @@
+"""mthread — the ESP32 MicroPython (LoBo) ``_thread`` module on CPython.
+
+Named threads that can be suspended, resumed and killed, that exchange notifications and
+messages with each other and with the REPL, and that report their stack size and the stack
+they really used. The functions are named and behave as on the device; CPython's own
+``_thread`` names are passed through, so ``mthread`` can stand in for ``_thread``.
+
+``import mthread`` changes nothing global (but for showing thread messages at an interactive
+prompt); ``mthread.install()`` does what ``python -m mthread`` does for device scripts.
+"""
+import _thread as _cpython_thread
+import atexit as _atexit
+import os as _os
+import sys as _sys
+
+from . import _mthread
+from ._mthread import (
+    EXIT,
+    MAIN,
+    NATIVE,
+    PAUSE,
+    PYTHON,
+    RESUME,
+    RUNNING,
+    SERVICE,
+    STATUS,
+    STOP,
+    SUSPEND,
+    SUSPENDED,
+    TERMINATED,
+    WAITING,
+    DEFAULT_STACK_SIZE,
+    MAX_MESSAGE_LENGTH,
+    MAX_STACK_SIZE,
+    MAX_THREADS,
+    MIN_STACK_SIZE,
+    ThreadKilled,
+    allowsuspend,
+    getMainID,
+    getReplID,
+    getSelfID,
+    getSelfName,
+    getThreadName,
+    getmsg,
+    getnotification,
+    isnotified,
+    kill,
+    list,
+    notify,
+    replAcceptMsg,
+    resume,
+    sendmsg,
+    sleep,
+    sleep_ms,
+    sleep_us,
+    stack_size,
+    start_new_thread,
+    status,
+    stop,
+    suspend,
+    wait,
+)
+from _thread import (
+    LockType,
+    TIMEOUT_MAX,
+    allocate_lock,
+    error,
+    exit,
+    get_ident,
+    get_native_id,
+    interrupt_main,
+)
+from ._install import install
+
+# Message types: the first item of getmsg().
+MSG_NONE, MSG_INT, MSG_STR = 0, 1, 2
+
+
+def __getattr__(name):
+    """The rest of CPython's ``_thread`` (``_local``, ``_count``, …), for code importing it."""
+    try:
+        return getattr(_cpython_thread, name)
+    except AttributeError:
+        raise AttributeError(f"module 'mthread' has no attribute {name!r}") from None
+
+
+def _wait_for_threads():
+    """At exit, wait for started threads like threading's non-daemon ones; Ctrl-C kills them."""
+    remaining = _mthread._join_all(2.0)
+    if remaining:
+        _sys.stderr.write(f"mthread: {remaining} thread(s) stuck outside Python could not be "
+                          "killed; exiting without waiting for them\n")
+        for stream in (_sys.stdout, _sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        _os._exit(130)
+
+
+_atexit.register(_wait_for_threads)
+
+from . import _repl  # noqa: E402  (needs the names above)
+
+_mthread._set_repl_display(_repl.show_pending)

@@ -1,0 +1,27 @@
+"""What the extension needs from Python to run a thread as a CPython user expects."""
+import threading
+import types
+
+
+def _call(func, args, kwargs):
+    return func(*args, **kwargs)
+
+
+def entry_for(name):
+    """A copy of ``_call`` whose code is named after the thread, so tracebacks and faulthandler
+    dumps show the thread's name in their outermost frame."""
+    label = f'<thread "{name}">'
+    code = _call.__code__.replace(co_name=label, co_qualname=label)
+    return types.FunctionType(code, _call.__globals__, label)
+
+
+def thread_began(name):
+    """Make ``threading.current_thread().name`` (and so logging's ``%(threadName)s``) the
+    thread's name."""
+    dummy = threading._DummyThread()  # registers itself under get_ident()
+    dummy.name = name
+
+
+def thread_ended():
+    with threading._active_limbo_lock:
+        threading._active.pop(threading.get_ident(), None)

@@ -1,0 +1,86 @@
+// Python values to core types and back. Every conversion names the function and the argument
+// in its error, and raises the exception a CPython user expects: TypeError for the wrong type,
+// ValueError for a value out of its domain, OverflowError for an int too large for its slot.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <mthread/types.hpp>
+#include <optional>
+#include <string>
+
+namespace mthread::python {
+
+namespace py = pybind11;
+
+[[noreturn]] inline void raise(PyObject* type, const std::string& text) {
+  PyErr_SetString(type, text.c_str());
+  throw py::error_already_set();
+}
+
+inline std::string type_name(py::handle value) { return Py_TYPE(value.ptr())->tp_name; }
+
+// An int in [low, high]; bools count as ints, as everywhere in Python.
+inline long long to_integer(py::handle value, const char* function, const char* argument,
+                            long long low, long long high) {
+  if (!PyLong_Check(value.ptr())) {
+    raise(PyExc_TypeError, std::string(function) + "(): " + argument + " must be an int, not " +
+                               type_name(value));
+  }
+  int overflow = 0;
+  const long long number = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+  const bool below = overflow < 0 || (overflow == 0 && number < low);
+  if (below || overflow > 0 || number > high) {
+    // Below a domain's floor is a bad value; beyond what the slot holds is an overflow.
+    PyObject* type = below && low != LLONG_MIN ? PyExc_ValueError : PyExc_OverflowError;
+    raise(type, std::string(function) + "(): " + argument + " must be in " +
+                    std::to_string(low) + ".." + std::to_string(high) + ", got " +
+                    py::str(value).cast<std::string>());
+  }
+  return number;
+}
+
+// A thread id: 0 .. 2**64-1 (ids are given out from 1 and can never reach the top).
+inline thread_id to_thread_id(py::handle value, const char* function) {
+  if (!PyLong_Check(value.ptr())) {
+    raise(PyExc_TypeError,
+          std::string(function) + "(): th_id must be an int, not " + type_name(value));
+  }
+  if (PyObject_RichCompareBool(value.ptr(), py::int_(0).ptr(), Py_LT) == 1) {
+    raise(PyExc_ValueError, std::string(function) + "(): th_id must be >= 0, got " +
+                                py::str(value).cast<std::string>());
+  }
+  const unsigned long long id = PyLong_AsUnsignedLongLong(value.ptr());
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    raise(PyExc_OverflowError, std::string(function) + "(): th_id is too large: " +
+                                   py::str(value).cast<std::string>());
+  }
+  return id;
+}
+
+// A non-negative duration given as an int or a float in `unit`s; nullopt for "no limit"
+// (infinity, or longer than any wait could last).
+template <class Unit>
+std::optional<std::chrono::nanoseconds> to_duration(py::handle value, const char* function,
+                                                    const char* argument) {
+  if (!PyLong_Check(value.ptr()) && !PyFloat_Check(value.ptr())) {
+    raise(PyExc_TypeError, std::string(function) + "(): " + argument +
+                               " must be an int or a float, not " + type_name(value));
+  }
+  const double amount = PyFloat_AsDouble(value.ptr());
+  if (amount == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  if (std::isnan(amount) || amount < 0) {
+    raise(PyExc_ValueError, std::string(function) + "(): " + argument +
+                                " must be a number >= 0, got " + py::str(value).cast<std::string>());
+  }
+  const double nanoseconds = amount * std::chrono::duration_cast<std::chrono::nanoseconds>(Unit(1)).count();
+  if (!(nanoseconds < 1e18)) return std::nullopt;  // about 31 years: a wait without limit
+  return std::chrono::nanoseconds(static_cast<long long>(nanoseconds));
+}
+
+}  // namespace mthread::python

@@ -1,0 +1,247 @@
+#include "interpreter.hpp"
+
+#include <atomic>
+#include <memory>
+#include <mthread/mthread.hpp>
+#include <thread>
+
+namespace mthread::python {
+namespace {
+
+PyObject* killed_type = nullptr;
+PyObject* thread_error_type = nullptr;
+
+PyObject* handled_exception() {
+  PyObject* handled = PyErr_GetHandledException();
+  if (handled == Py_None) {
+    Py_DECREF(handled);
+    return nullptr;
+  }
+  return handled;
+}
+
+// The interpreter-side state of one PYTHON thread. Owned by the core's thread record (as its
+// hooks) and by the body; every Python object it holds is released by the thread itself, with
+// the GIL, before it ends — the last owner may be a thread that never holds the GIL.
+class python_thread final : public thread_hooks {
+ public:
+  python_thread(std::string name, py::object func, py::tuple args, py::dict kwargs)
+      : name_(std::move(name)),
+        func_(std::move(func)),
+        args_(std::move(args)),
+        kwargs_(std::move(kwargs)) {
+    entry_ = py::module_::import("mthread._glue").attr("entry_for")(name_);
+    capsule_ = py::capsule(this, "mthread.python_thread");
+  }
+
+  // Normally the thread released everything already; if it could not (the interpreter was
+  // shutting down), leaking is the only safe choice without the GIL.
+  ~python_thread() override {
+    if (Py_IsInitialized() && PyGILState_Check()) {
+      release_python_objects();
+    } else {
+      for (py::object* held : {&entry_, &func_, &capsule_, &previous_object_}) held->release();
+      args_.release();
+      kwargs_.release();
+    }
+  }
+  python_thread(const python_thread&) = delete;
+  python_thread& operator=(const python_thread&) = delete;
+
+  void run() {
+    PyThreadState* state = PyThreadState_New(interpreter_);
+    PyEval_RestoreThread(state);
+    tstate_ = state;
+    if (!binding::kill_requested()) call_function();
+    release_python_objects();
+    tstate_ = nullptr;
+    PyThreadState_Clear(state);
+    PyThreadState_DeleteCurrent();
+  }
+
+  void on_suspend_request() override { with_gil([&] { install_tracer(); }); }
+
+  void on_kill_request() override {
+    with_gil([&] {
+      if (tstate_ == nullptr || body_done_) return;
+      PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate_->thread_id), killed_type);
+      install_tracer();
+    });
+  }
+
+ private:
+  template <class F>
+  void with_gil(F&& f) {
+    if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+    const PyGILState_STATE gil = PyGILState_Ensure();
+    f();
+    PyGILState_Release(gil);
+  }
+
+  void call_function() {
+    try {
+      auto glue = py::module_::import("mthread._glue");
+      glue.attr("thread_began")(name_);
+      try {
+        entry_(func_, args_, kwargs_);
+        body_done();
+      } catch (py::error_already_set& e) {
+        body_done();
+        if (!e.matches(PyExc_SystemExit)) report(e);
+      }
+      glue.attr("thread_ended")();
+    } catch (py::error_already_set& e) {
+      report(e);
+    }
+  }
+
+  // The thread's own code is over: a kill has nothing left to interrupt, and the code that
+  // ends the thread (and reports its exception) must run to its end.
+  void body_done() {
+    body_done_ = true;
+    uninstall_tracer();
+    PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate_->thread_id), nullptr);
+  }
+
+  void report(py::error_already_set& e) {
+    PySys_WriteStderr("Unhandled exception in thread \"%s\" (id %llu):\n", name_.c_str(),
+                      static_cast<unsigned long long>(get_self_id()));
+    e.restore();
+    PyErr_PrintEx(0);
+  }
+
+  void release_python_objects() {
+    uninstall_tracer();
+    entry_ = py::object();
+    func_ = py::object();
+    args_ = py::tuple();
+    kwargs_ = py::dict();
+    capsule_ = py::object();
+  }
+
+  // The tracer is installed only while a suspend or a kill is pending, so a suspendable thread
+  // runs at full speed. It chains to whatever tracer was there (a debugger, coverage).
+  void install_tracer() {
+    if (tstate_ == nullptr || body_done_ || tstate_->c_tracefunc == &trace) return;
+    previous_function_ = tstate_->c_tracefunc;
+    previous_object_ = py::reinterpret_borrow<py::object>(tstate_->c_traceobj);
+    _PyEval_SetTrace(tstate_, &trace, capsule_.ptr());
+  }
+
+  void uninstall_tracer() {
+    if (tstate_ == nullptr || tstate_->c_tracefunc != &trace) return;
+    _PyEval_SetTrace(tstate_, previous_function_, previous_object_.ptr());
+    previous_function_ = nullptr;
+    previous_object_ = py::object();
+  }
+
+  static int trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject* arg) {
+    auto* self = static_cast<python_thread*>(PyCapsule_GetPointer(capsule, "mthread.python_thread"));
+    if (self == nullptr) return -1;
+    return self->on_trace(frame, what, arg);
+  }
+
+  int on_trace(PyFrameObject* frame, int what, PyObject* arg) {
+    if (binding::kill_requested()) {
+      // Raise again only once the last ThreadKilled was delivered and is no longer being
+      // handled: cleanup in `except`/`finally`/`with` runs to its end first.
+      if (tstate_->async_exc == nullptr && !handling_thread_killed()) {
+        PyErr_SetNone(killed_type);
+        return -1;
+      }
+    } else if (binding::suspend_requested()) {
+      gil_release released;
+      binding::park_while_suspended();
+      released.reacquire();
+    }
+    const Py_tracefunc previous = previous_function_;
+    PyObject* previous_object = previous_object_.ptr();
+    Py_XINCREF(previous_object);
+    if (!binding::kill_requested() && !binding::suspend_requested()) uninstall_tracer();
+    int result = previous != nullptr ? previous(previous_object, frame, what, arg) : 0;
+    Py_XDECREF(previous_object);
+    return result;
+  }
+
+  PyInterpreterState* interpreter_ = PyInterpreterState_Get();
+  std::string name_;
+  py::object entry_, func_;
+  py::tuple args_;
+  py::dict kwargs_;
+  py::object capsule_;
+  PyThreadState* tstate_ = nullptr;  // guarded by the GIL
+  bool body_done_ = false;           // guarded by the GIL
+  Py_tracefunc previous_function_ = nullptr;
+  py::object previous_object_;
+};
+
+}  // namespace
+
+PyObject* thread_killed_type() { return killed_type; }
+PyObject* error_type() { return thread_error_type; }
+
+void create_exception_types(py::module_& module) {
+  killed_type = PyErr_NewExceptionWithDoc(
+      "mthread.ThreadKilled",
+      "Raised in a thread that mthread.kill() ended. A SystemExit, so `except Exception` does "
+      "not catch it and the thread ends silently; raised again if the thread swallows it.",
+      PyExc_SystemExit, nullptr);
+  module.add_object("ThreadKilled", py::handle(killed_type).inc_ref());
+  thread_error_type = py::module_::import("_thread").attr("error").ptr();
+  Py_INCREF(thread_error_type);
+}
+
+bool in_main_thread() { return get_self_id() == get_repl_id(); }
+
+bool handling_thread_killed() {
+  PyObject* handled = handled_exception();
+  const bool result = handled != nullptr && PyErr_GivenExceptionMatches(handled, killed_type);
+  Py_XDECREF(handled);
+  return result;
+}
+
+thread_id start_python_thread(const std::string& name, py::object func, py::tuple args,
+                              py::dict kwargs, std::size_t stack_bytes) {
+  auto state =
+      std::make_shared<python_thread>(name, std::move(func), std::move(args), std::move(kwargs));
+  start_options options;
+  options.type = thread_type::python;
+  options.stack_size = stack_bytes;
+  options.hooks = state;
+  // Starting never blocks for long, but it allocates: no GIL needed by the core here.
+  return start_new_thread(options, name, [state] { state->run(); });
+}
+
+std::size_t join_all(std::chrono::milliseconds grace) {
+  auto others = [] {
+    std::vector<thread_id> ids;
+    for (const thread_info& info : list()) {
+      if (info.type != thread_type::main) ids.push_back(info.id);
+    }
+    return ids;
+  };
+  auto all_gone = [&](std::chrono::nanoseconds slice) -> std::optional<bool> {
+    for (thread_id id : others()) {
+      if (!join(id, slice)) return std::nullopt;
+    }
+    return true;
+  };
+  try {
+    wait_without_gil<bool>(std::nullopt, all_gone);
+    return 0;
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_KeyboardInterrupt)) throw;
+  }
+  for (thread_id id : others()) kill(id);
+  gil_release released;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  std::size_t alive = 0;
+  for (thread_id id : others()) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (!join(id, std::max(left, std::chrono::steady_clock::duration::zero()))) ++alive;
+  }
+  released.reacquire();
+  return alive;
+}
+
+}  // namespace mthread::python

@@ -1,0 +1,88 @@
+// The interpreter-specific half of mthread's Python threads: running a callable on a core thread
+// with its own thread state, suspending it at its next line (a tracer installed on demand),
+// killing it with ThreadKilled, and waiting without the GIL. All threading logic stays in the
+// core; this file only bridges it to CPython.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <chrono>
+#include <mthread/binding.hpp>
+#include <optional>
+#include <string>
+
+namespace mthread::python {
+
+namespace py = pybind11;
+
+// mthread.ThreadKilled (a SystemExit subclass) and mthread.error (CPython's _thread.error).
+PyObject* thread_killed_type();
+PyObject* error_type();
+void create_exception_types(py::module_& module);
+
+// Starts `func(*args, **kwargs)` on a new PYTHON thread; returns its id.
+thread_id start_python_thread(const std::string& name, py::object func, py::tuple args,
+                              py::dict kwargs, std::size_t stack_bytes);
+
+// Runs a blocking core call with the GIL released, for at most `timeout` (nullopt: no limit).
+// `attempt(slice)` makes one bounded call and returns a value when done. In the main thread the
+// wait is cut into slices so a Ctrl-C (a Python signal handler) is seen within 20 ms.
+// A kill while the thread is cleaning up after a ThreadKilled does not interrupt the wait.
+template <class T, class Attempt>
+std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeout,
+                                  Attempt&& attempt);
+
+// True while the calling thread handles a ThreadKilled (in an except or finally block).
+bool handling_thread_killed();
+
+// Waits for every started thread to end; on Ctrl-C kills them all, waits `grace` for them,
+// and returns the count still alive (threads stuck in C calls cannot be killed).
+std::size_t join_all(std::chrono::milliseconds grace);
+
+// --- template implementation ---
+
+class gil_release {
+ public:
+  gil_release() : saved_(PyEval_SaveThread()) {}
+  // Re-taking the GIL can end this thread (pthread_exit) during interpreter shutdown, so it
+  // is done explicitly, never from a destructor.
+  void reacquire() {
+    if (saved_ != nullptr) PyEval_RestoreThread(std::exchange(saved_, nullptr));
+  }
+
+ private:
+  PyThreadState* saved_;
+};
+
+bool in_main_thread();
+
+template <class T, class Attempt>
+std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeout,
+                                  Attempt&& attempt) {
+  using clock = std::chrono::steady_clock;
+  constexpr std::chrono::nanoseconds slice = std::chrono::milliseconds(20);
+  const bool sliced = in_main_thread();
+  const auto start = clock::now();
+  std::optional<binding::kill_deferral> deferral;
+  if (handling_thread_killed()) deferral.emplace();
+  for (;;) {
+    std::chrono::nanoseconds left = std::chrono::nanoseconds::max();
+    if (timeout) left = std::max(*timeout - (clock::now() - start), std::chrono::nanoseconds(0));
+    // A wait without limit is still made of bounded calls, which keeps the core's deadline
+    // arithmetic far from overflow.
+    const std::chrono::nanoseconds bound = std::min(left, sliced ? slice : std::chrono::hours(24));
+    std::optional<T> result;
+    gil_release released;
+    try {
+      result = attempt(bound);
+    } catch (...) {
+      released.reacquire();
+      throw;
+    }
+    released.reacquire();
+    if (result || (timeout && clock::now() - start >= *timeout)) return result;
+    if (sliced && PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
+}  // namespace mthread::python
