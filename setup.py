@@ -16,12 +16,16 @@ ROOT = pathlib.Path(__file__).resolve().parent
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
-        build_dir = pathlib.Path(os.environ.get("MTHREAD_CMAKE_BUILD_DIR") or
-                                 (pathlib.Path(self.build_temp).resolve() / "cmake"))
-        subprocess.check_call([
-            "cmake", "-S", str(ROOT), "-B", str(build_dir),
-            f"-DPython3_EXECUTABLE={sys.executable}", "-DMTHREAD_BUILD_PYTHON=ON",
-        ])
+        reused = os.environ.get("MTHREAD_CMAKE_BUILD_DIR")
+        if reused:
+            build_dir = pathlib.Path(reused)  # configured already, for the same interpreter
+        else:
+            build_dir = pathlib.Path(self.build_temp).resolve() / "cmake"
+            subprocess.check_call([
+                "cmake", "-S", str(ROOT), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
+                f"-DPython3_EXECUTABLE={sys.executable}", "-DMTHREAD_BUILD_PYTHON=ON",
+                "-DMTHREAD_BUILD_TESTS=OFF", "-DMTHREAD_BUILD_EXAMPLES=OFF",
+            ])
         subprocess.check_call(["cmake", "--build", str(build_dir), "--target", "_mthread",
                                "-j", str(os.cpu_count() or 2)])
         built = next((build_dir / "python" / "mthread").glob("_mthread*.so"))
