@@ -12,6 +12,7 @@
 #include <mthread/types.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace mthread::python {
 
@@ -23,6 +24,44 @@ namespace py = pybind11;
 }
 
 inline std::string type_name(py::handle value) { return Py_TYPE(value.ptr())->tp_name; }
+
+// The decimal text of an int for an error message. Calls no method a subclass may override,
+// and never fails: an int too long for str() (sys.set_int_max_str_digits) is described instead.
+inline std::string int_text(py::handle value) {
+  PyObject* text = PyLong_Type.tp_repr(value.ptr());
+  if (text != nullptr) {
+    const char* utf8 = PyUnicode_AsUTF8(text);
+    std::string result = utf8 != nullptr ? utf8 : "an int";
+    Py_DECREF(text);
+    if (utf8 != nullptr) return result;
+  }
+  PyErr_Clear();
+  return "an int of " + std::to_string(_PyLong_NumBits(value.ptr())) + " bits";
+}
+
+// The truth of a value, as `if value:` finds it; an exception its __bool__ raises propagates.
+inline bool to_bool(py::handle value) {
+  const int truth = PyObject_IsTrue(value.ptr());
+  if (truth < 0) throw py::error_already_set();
+  return truth == 1;
+}
+
+// A str as UTF-8 (a str that cannot be encoded, with a lone surrogate, is a ValueError).
+inline std::string_view to_utf8(py::handle value, const char* function, const char* argument) {
+  if (!PyUnicode_Check(value.ptr())) {
+    raise(PyExc_TypeError,
+          std::string(function) + "(): " + argument + " must be a str, not " + type_name(value));
+  }
+  Py_ssize_t length = 0;
+  const char* text = PyUnicode_AsUTF8AndSize(value.ptr(), &length);
+  if (text == nullptr) {
+    py::raise_from(
+        PyExc_ValueError,
+        (std::string(function) + "(): " + argument + " cannot be encoded as UTF-8").c_str());
+    throw py::error_already_set();
+  }
+  return {text, static_cast<std::size_t>(length)};
+}
 
 // An int in [low, high]; bools count as ints, as everywhere in Python.
 inline long long to_integer(py::handle value, const char* function, const char* argument,
@@ -37,9 +76,8 @@ inline long long to_integer(py::handle value, const char* function, const char* 
   if (below || overflow > 0 || number > high) {
     // Below a domain's floor is a bad value; beyond what the slot holds is an overflow.
     PyObject* type = below && low != LLONG_MIN ? PyExc_ValueError : PyExc_OverflowError;
-    raise(type, std::string(function) + "(): " + argument + " must be in " +
-                    std::to_string(low) + ".." + std::to_string(high) + ", got " +
-                    py::str(value).cast<std::string>());
+    raise(type, std::string(function) + "(): " + argument + " must be in " + std::to_string(low) +
+                    ".." + std::to_string(high) + ", got " + int_text(value));
   }
   return number;
 }
@@ -50,15 +88,15 @@ inline thread_id to_thread_id(py::handle value, const char* function) {
     raise(PyExc_TypeError,
           std::string(function) + "(): th_id must be an int, not " + type_name(value));
   }
-  if (PyObject_RichCompareBool(value.ptr(), py::int_(0).ptr(), Py_LT) == 1) {
-    raise(PyExc_ValueError, std::string(function) + "(): th_id must be >= 0, got " +
-                                py::str(value).cast<std::string>());
+  if (_PyLong_Sign(value.ptr()) < 0) {
+    raise(PyExc_ValueError,
+          std::string(function) + "(): th_id must be >= 0, got " + int_text(value));
   }
   const unsigned long long id = PyLong_AsUnsignedLongLong(value.ptr());
   if (PyErr_Occurred()) {
     PyErr_Clear();
-    raise(PyExc_OverflowError, std::string(function) + "(): th_id is too large: " +
-                                   py::str(value).cast<std::string>());
+    raise(PyExc_OverflowError,
+          std::string(function) + "(): th_id is too large: " + int_text(value));
   }
   return id;
 }
@@ -72,11 +110,22 @@ std::optional<std::chrono::nanoseconds> to_duration(py::handle value, const char
     raise(PyExc_TypeError, std::string(function) + "(): " + argument +
                                " must be an int or a float, not " + type_name(value));
   }
-  const double amount = PyFloat_AsDouble(value.ptr());
-  if (amount == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  // No method of a subclass is called; an int too large for a double is a long wait (or a
+  // negative one).
+  double amount = 0;
+  if (PyFloat_Check(value.ptr())) {
+    amount = PyFloat_AS_DOUBLE(value.ptr());
+  } else {
+    amount = PyLong_AsDouble(value.ptr());
+    if (amount == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      amount = _PyLong_Sign(value.ptr()) < 0 ? -HUGE_VAL : HUGE_VAL;
+    }
+  }
   if (std::isnan(amount) || amount < 0) {
-    raise(PyExc_ValueError, std::string(function) + "(): " + argument +
-                                " must be a number >= 0, got " + py::str(value).cast<std::string>());
+    raise(PyExc_ValueError,
+          std::string(function) + "(): " + argument + " must be a number >= 0, got " +
+              (PyFloat_Check(value.ptr()) ? std::to_string(amount) : int_text(value)));
   }
   const double nanoseconds = amount * std::chrono::duration_cast<std::chrono::nanoseconds>(Unit(1)).count();
   if (!(nanoseconds < 1e18)) return std::nullopt;  // about 31 years: a wait without limit

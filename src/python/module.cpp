@@ -28,7 +28,7 @@ thread_id start_thread(py::args positional, py::object stacksize) {
   std::size_t first = 0;
   std::string name;
   if (positional.size() > 0 && PyUnicode_Check(positional[0].ptr())) {
-    name = positional[0].cast<std::string>();
+    name = std::string(to_utf8(positional[0], function, "name"));
     first = 1;
   } else {
     name = "Thread-" + std::to_string(++unnamed_threads);
@@ -122,16 +122,14 @@ bool sendmsg(py::object id, py::object msg) {
   if (!PyUnicode_Check(msg.ptr())) {
     raise(PyExc_TypeError, "sendmsg(): msg must be an int or a str, not " + type_name(msg));
   }
-  Py_ssize_t length = 0;
-  const char* text = PyUnicode_AsUTF8AndSize(msg.ptr(), &length);
-  if (text == nullptr) throw py::error_already_set();
-  if (length == 0) raise(PyExc_ValueError, "sendmsg(): msg must not be an empty string");
-  if (static_cast<std::size_t>(length) > max_message_length) {
-    raise(PyExc_ValueError, "sendmsg(): msg is " + std::to_string(length) +
+  const std::string_view text = to_utf8(msg, "sendmsg", "msg");
+  if (text.empty()) raise(PyExc_ValueError, "sendmsg(): msg must not be an empty string");
+  if (text.size() > max_message_length) {
+    raise(PyExc_ValueError, "sendmsg(): msg is " + std::to_string(text.size()) +
                                 " bytes of UTF-8, longer than the maximum of " +
                                 std::to_string(max_message_length));
   }
-  return send_msg(target, std::string_view(text, static_cast<std::size_t>(length)));
+  return send_msg(target, text);
 }
 
 void sleep_for_python(std::optional<std::chrono::nanoseconds> duration) {
@@ -147,13 +145,13 @@ void sleep_for_python(std::optional<std::chrono::nanoseconds> duration) {
 py::object repl_accept(py::object flag) {
   // As on the device, the flag is honoured in the main thread only.
   if (!flag.is_none() && get_self_id() == get_repl_id()) {
-    return py::bool_(repl_accept_msg(PyObject_IsTrue(flag.ptr()) == 1));
+    return py::bool_(repl_accept_msg(to_bool(flag)));
   }
   return py::bool_(repl_accept_msg());
 }
 
 py::object list_threads(py::object print) {
-  if (print.is_none() || PyObject_IsTrue(print.ptr()) == 1) {
+  if (print.is_none() || to_bool(print)) {
     std::ostringstream lines;
     print_list(lines);
     py::module_::import("sys").attr("stdout").attr("write")(lines.str());
@@ -198,10 +196,10 @@ PYBIND11_MODULE(_mthread, m) {
         "stack_size([size]) -> int\n\nThe stack size in bytes for threads started from now on. "
         "With `size`, set it first:\nclamped to [min, max] and rounded to pages; 0 restores the "
         "default (8 MiB).");
-  m.def("allowsuspend", [](py::object allow) { allow_suspend(PyObject_IsTrue(allow.ptr()) == 1); },
-        py::arg("allow"),
-        "allowsuspend(allow)\n\nLet (or stop letting) the calling thread be suspended. "
-        "New threads start not suspendable.");
+  m.def(
+      "allowsuspend", [](py::object allow) { allow_suspend(to_bool(allow)); }, py::arg("allow"),
+      "allowsuspend(allow)\n\nLet (or stop letting) the calling thread be suspended. "
+      "New threads start not suspendable.");
   m.def("suspend", [](py::object id) { return suspend(to_thread_id(id, "suspend")); },
         py::arg("th_id"),
         "suspend(th_id) -> bool\n\nSuspend a thread that allowed it: it stops before its next "
