@@ -49,7 +49,9 @@ bool post(const api_call& call, thread_id id, const message& prototype) {
   });
 }
 
-thread_id sender_id(const api_call& call) { return call.self() != nullptr ? call.self()->id : 0; }
+thread_id sender_id(const api_call& call) {
+  return call.self() != nullptr ? call.self()->id : 0;
+}
 
 // Saturates first: converting a huge millisecond count to nanoseconds would overflow.
 timespec deadline_for(std::chrono::milliseconds timeout) {
@@ -126,12 +128,20 @@ message get_msg(std::chrono::milliseconds timeout) {
   api_call call;
   core::thread_record& self = require_self(call, "get_msg");
   message m;
+  // A message already there: what the first round of wait_until would do, without its clock
+  // read and its stores (kill and suspend requests take the full path).
+  if (!self.kill_requested.load(std::memory_order_acquire) &&
+      !self.suspend_requested.load(std::memory_order_acquire) && self.box.pop(m)) {
+    return m;
+  }
   const timespec deadline = deadline_for(timeout);
   core::wait_until(self, &deadline, [&] { return self.box.pop(m); });
   return m;
 }
 
-bool repl_accept_msg() { return registry::instance().repl_accepts_messages.load(); }
+bool repl_accept_msg() {
+  return registry::instance().repl_accepts_messages.load();
+}
 
 bool repl_accept_msg(bool accept) {
   api_call call;

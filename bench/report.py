@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""Turns the raw results of one bench/run.sh run into the table: figure | mthread | peer | ratio |
+target | met?  Prints it, and writes it as JSON and Markdown.
+
+Inputs (in the results directory given on the command line):
+  cpp-messaging.json, cpp-lifecycle.json   Google Benchmark JSON (repetitions, aggregates)
+  cpp-rss-*.json                           one Google Benchmark JSON per RSS process
+  python.json                              bench/python_bench.py --json output (optional)
+"""
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+
+def load_gbench(paths):
+    """{benchmark name: {field: [values...]}} over every repetition in every file.
+
+    When a file holds a 'median' aggregate for a benchmark, that median is the one value taken from
+    that file; otherwise every iteration entry counts (a run with one repetition)."""
+    per_file = []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        medians, runs = {}, {}
+        for entry in data.get("benchmarks", []):
+            name = entry["run_name"].split("/")[0]
+            if entry.get("error_occurred"):
+                raise SystemExit(f"benchmark {name} failed: {entry.get('error_message')}")
+            if entry.get("run_type") == "aggregate":
+                if entry.get("aggregate_name") == "median":
+                    medians[name] = entry
+            else:
+                runs.setdefault(name, []).append(entry)
+        per_file.append((medians, runs))
+    values = {}
+    for medians, runs in per_file:
+        for name in set(medians) | set(runs):
+            entries = [medians[name]] if name in medians else runs[name]
+            for entry in entries:
+                for key, value in entry.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        values.setdefault(name, {}).setdefault(key, []).append(float(value))
+    return values
+
+
+def gb_value(values, name, field):
+    """Median of `field` of benchmark `name` (times in ns, Google Benchmark's default unit)."""
+    if name not in values or field not in values[name]:
+        return None
+    return statistics.median(values[name][field])
+
+
+# Each figure: key, label, unit, how to get mthread's and the peer's value, the target.
+# ratio = mthread / peer. kind "max": met when ratio <= target; "min": met when ratio >= target;
+# "abs": no peer, met when the mthread value <= target (same unit as the value).
+def cpp_figures(gb):
+    def t(name):
+        return gb_value(gb, name, "real_time")
+
+    def c(name, counter):
+        return gb_value(gb, name, counter)
+
+    return [
+        ("cpp.msg_rtt_vs_cv", "C++ message round trip vs mutex+condvar+deque mailbox", "ns",
+         t("msg_round_trip_mthread"), t("msg_round_trip_cv"), "max", 0.5),
+        ("cpp.msg_rtt_vs_spin", "C++ message round trip vs two threads spinning on an atomic", "ns",
+         t("msg_round_trip_mthread"), t("msg_round_trip_atomic_spin"), "max", 3.0),
+        ("cpp.notify_rtt_vs_cv", "C++ notification round trip vs mutex+condvar slot", "ns",
+         t("notify_round_trip_mthread"), t("notify_round_trip_cv"), "max", 0.5),
+        ("cpp.msg_rate_vs_cv", "C++ one-way int messages/s, depth 1024, vs condvar mailbox",
+         "msg/s", c("msg_throughput_mthread", "items_per_second"),
+         c("msg_throughput_cv", "items_per_second"), "min", 3.0),
+        ("cpp.start_join_vs_std", "C++ start + join vs std::thread", "ns",
+         t("start_join_mthread"), t("start_join_std"), "max", 1.1),
+        ("cpp.rss_idle_vs_std", "C++ RSS per idle thread (200 threads) vs std::thread", "bytes",
+         c("rss_idle_mthread", "rss_per_thread_bytes"), c("rss_idle_std", "rss_per_thread_bytes"),
+         "max", 1.0),
+        ("cpp.suspend_p50", "C++ suspend latency p50 (compute loop → stopped)", "us",
+         c("suspend_latency", "p50_us"), None, "info", None),
+        ("cpp.suspend_p99", "C++ suspend latency p99", "us",
+         c("suspend_latency", "p99_us"), None, "abs", 1000.0),
+        ("cpp.kill_p50", "C++ kill latency p50 (blocked thread → gone)", "us",
+         c("kill_latency", "p50_us"), None, "info", None),
+        ("cpp.kill_p99", "C++ kill latency p99", "us",
+         c("kill_latency", "p99_us"), None, "abs", 10000.0),
+    ]
+
+
+PYTHON_FIGURES = [
+    # key, label, unit, mthread figure, peer figure, kind, target
+    ("py.msg_rtt_vs_queue", "Python message round trip vs queue.Queue", "ns",
+     "msg_rtt_mthread", "msg_rtt_queue", "max", 0.85),
+    ("py.msg_rtt_vs_lock", "Python message round trip vs raw _thread lock hand-off", "ns",
+     "msg_rtt_mthread", "rtt_lock_handoff", "max", 1.1),
+    ("py.notify_rtt_vs_lock", "Python notification round trip vs raw _thread lock hand-off", "ns",
+     "notify_rtt_mthread", "rtt_lock_handoff", "max", 1.1),
+    ("py.msg_rate_vs_queue", "Python one-way int messages/s vs queue.Queue, same depth", "msg/s",
+     "msg_rate_mthread", "msg_rate_queue", "min", 3.0),
+    ("py.start_vs_threading", "Python start + see it finish vs threading.Thread start+join",
+     "ns", "start_finish_mthread", "start_join_threading", "max", 1.0),
+    ("py.suspendable_loop", "Python loop in a thread with allowsuspend(True) vs without", "ns",
+     "loop_suspendable", "loop_plain", "max", 1.25),
+    ("py.rss_idle_vs_threading", "Python RSS per idle thread vs threading.Thread", "bytes",
+     "rss_idle_mthread", "rss_idle_threading", "max", 1.0),
+]
+
+
+def python_figures(py):
+    figures = py.get("figures", {}) if py else {}
+
+    def v(name):
+        entry = figures.get(name)
+        return None if entry is None else entry["median"]
+
+    return [(key, label, unit, v(m), v(p), kind, target)
+            for key, label, unit, m, p, kind, target in PYTHON_FIGURES]
+
+
+def fmt(value, unit):
+    if value is None:
+        return "—"
+    if unit == "ns":
+        if value >= 1e6:
+            return f"{value / 1e6:.2f} ms"
+        if value >= 1e3:
+            return f"{value / 1e3:.2f} µs"
+        return f"{value:.0f} ns"
+    if unit == "us":
+        return f"{value / 1e3:.2f} ms" if value >= 1e3 else f"{value:.1f} µs"
+    if unit == "msg/s":
+        return f"{value / 1e6:.2f} M/s" if value >= 1e6 else f"{value / 1e3:.0f} k/s"
+    if unit == "bytes":
+        return f"{value / 1024:.2f} KiB"
+    return f"{value:.3g}"
+
+
+def evaluate(figure):
+    key, label, unit, mine, peer, kind, target = figure
+    row = {"key": key, "figure": label, "unit": unit, "mthread": mine, "peer": peer,
+           "ratio": None, "kind": kind, "target": target, "met": None}
+    if kind in ("max", "min"):
+        if mine is not None and peer:
+            row["ratio"] = mine / peer
+            row["met"] = row["ratio"] <= target if kind == "max" else row["ratio"] >= target
+        row["target_text"] = f"≤ {target:g}" if kind == "max" else f"≥ {target:g}×"
+    elif kind == "abs":
+        if mine is not None:
+            row["met"] = mine <= target
+        row["target_text"] = f"≤ {fmt(target, unit)}"
+    else:
+        row["target_text"] = ""
+    return row
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+        commit = commit.stdout.strip() or None
+    except OSError:
+        commit = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "os": platform.platform(), "python": "/usr/bin/python3 " + platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": commit}
+
+
+def table_rows(rows):
+    out = []
+    for r in rows:
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.3g}"
+        met = "" if r["met"] is None else ("yes" if r["met"] else "NO")
+        if r["kind"] in ("max", "min", "abs") and r["met"] is None:
+            met = "n/a"
+        out.append([r["figure"], fmt(r["mthread"], r["unit"]), fmt(r["peer"], r["unit"]), ratio,
+                    r["target_text"], met])
+    return out
+
+
+HEADER = ["figure", "mthread", "peer", "ratio", "target", "met?"]
+
+
+def plain_table(rows):
+    cells = [HEADER] + table_rows(rows)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADER))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append(" | ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            lines.append("-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows, info, notes):
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for row in table_rows(rows):
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, "
+                 f"{info['python']}; {info['date']}"
+                 + (f", commit {info['commit']}" if info.get("commit") else "") + ".")
+    lines.extend(notes)
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("results", help="directory with the raw results of one run")
+    parser.add_argument("--out", help="write <out>.json and <out>.md")
+    parser.add_argument("--note", action="append", default=[])
+    args = parser.parse_args()
+
+    gb_files = [os.path.join(args.results, n) for n in ("cpp-messaging.json", "cpp-lifecycle.json")]
+    gb_files = [p for p in gb_files if os.path.exists(p)]
+    gb_files += sorted(glob.glob(os.path.join(args.results, "cpp-rss-*.json")))
+    gb = load_gbench(gb_files)
+    py = None
+    py_path = os.path.join(args.results, "python.json")
+    if os.path.exists(py_path):
+        with open(py_path) as f:
+            py = json.load(f)
+
+    rows = [evaluate(f) for f in cpp_figures(gb) + python_figures(py)]
+    info = machine()
+    notes = [f"Note: {n}" for n in args.note]
+    if py is None:
+        notes.append("Note: the Python module was not built, so the Python figures are missing.")
+    print(plain_table(rows))
+    print()
+    print(f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}; {info['date']}")
+    for n in notes:
+        print(n)
+    if args.out:
+        with open(args.out + ".json", "w") as f:
+            json.dump({"machine": info, "figures": rows, "notes": notes,
+                       "python_raw": py, "cpp_raw": gb}, f, indent=1, ensure_ascii=False)
+        with open(args.out + ".md", "w") as f:
+            f.write(markdown_table(rows, info, notes))
+    missing = [r["figure"] for r in rows if r["kind"] != "info" and r["met"] is None
+               and not (py is None and r["key"].startswith("py."))]
+    if missing:
+        print("missing figures: " + "; ".join(missing), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
