@@ -1,8 +1,35 @@
 """Shows what arrives for the main thread while the interactive prompt waits, as the device's
-REPL does, then redraws the prompt and the text typed so far."""
+REPL does, then redraws the prompt and the text typed so far.
+
+``show_pending`` is called by mthread's ``PyOS_InputHook`` about ten times a second while GNU
+readline waits for a key (in ``python3 -m mthread`` and in the plain ``python3`` REPL), and only
+while ``replAcceptMsg()`` is true.
+"""
+import os
 import sys
 
 from . import _mthread
+
+# Names of the threads seen alive, so that a message whose sender has ended since still shows
+# its sender's name. Refreshed at every call of the hook.
+_names = {}
+_NAMES_KEPT = 4096
+
+
+def _remember_names():
+    if len(_names) > _NAMES_KEPT:
+        _names.clear()
+    for row in _mthread.list(False):
+        _names[row[0]] = row[2]
+
+
+def sender_name(sender):
+    """The name of the thread that sent a message, even if it has ended since (when the hook
+    saw it alive); ``"unknown"`` otherwise."""
+    name = _mthread.getThreadName(sender)
+    if name == "unknown":
+        name = _names.get(sender, name)
+    return name
 
 
 def pending_lines():
@@ -15,19 +42,53 @@ def pending_lines():
         kind, sender, msg = _mthread.getmsg()
         if kind == 0:
             break
-        lines.append(f'[Message from thread "{_mthread.getThreadName(sender)}"] {msg}')
+        lines.append(f'[Message from thread "{sender_name(sender)}"] {msg}')
     return lines
 
 
+class _Readline:
+    """The few GNU readline calls that the ``readline`` module does not offer, from the library
+    already loaded in the process (never loading one)."""
+
+    def __init__(self):
+        self.clear_line = self.flush = None
+        try:
+            import ctypes
+
+            library = ctypes.CDLL("libreadline.so.8", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+            self.clear_line = library.rl_clear_visible_line
+            self.flush = ctypes.CDLL(None).fflush
+        except (OSError, AttributeError, ImportError):
+            self.clear_line = None
+
+    def clear_visible_line(self):
+        """Erase every screen row of the prompt and input, leaving the cursor at the first
+        one's start; false if readline cannot."""
+        if self.clear_line is None:
+            return False
+        self.clear_line()
+        self.flush(None)  # readline writes through C stdio; Python writes to the fd directly
+        return True
+
+
+_readline = None
+
+
 def show_pending():
-    """Called by the input hook about ten times a second, in the main thread."""
+    """Print the main thread's pending notification and messages on lines of their own, then
+    redraw the prompt and the text typed so far. Called by the input hook in the main thread."""
+    global _readline
     if _mthread.getSelfID() != _mthread.getReplID() or not _mthread.replAcceptMsg():
         return
     lines = pending_lines()
+    _remember_names()
     if not lines:
         return
-    # Clear the prompt line, print the news on lines of their own, redraw prompt and input.
-    sys.stdout.write("\r\x1b[K" + "\n".join(lines) + "\n")
+    if _readline is None:
+        _readline = _Readline()
+    sys.stdout.flush()
+    clear = "" if _readline.clear_visible_line() else "\r\x1b[K"
+    sys.stdout.write(clear + "\n".join(lines) + "\n")
     sys.stdout.flush()
     if not _mthread._redisplay_prompt():
         sys.stdout.write(str(getattr(sys, "ps1", "")))
