@@ -51,8 +51,10 @@ bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready) {
     ~waiting_flag() { self.waiting.store(false); }
   } flag(self);
   for (;;) {
-    throw_if_killed(self);
+    // prepare() before every check, the kill check included: a kill() (or any wake) landing
+    // between a check and prepare() would otherwise be missed and the thread sleep on.
     const auto seen = self.park.prepare();
+    throw_if_killed(self);
     const bool suspended = self.suspend_requested.load(std::memory_order_acquire);
     if (!suspended) {
       if (ready()) return true;
