@@ -189,7 +189,8 @@ bool suspend(thread_id id) {
   api_call call;
   const core::record_ptr target = registry::instance().find(id);
   if (!core::alive(target) || target.get() == call.self() ||
-      !target->suspendable.load(std::memory_order_acquire)) {
+      !target->suspendable.load(std::memory_order_acquire) ||
+      target->kill_requested.load(std::memory_order_acquire)) {
     return false;
   }
   if (target->suspend_requested.exchange(true, std::memory_order_seq_cst)) return false;
@@ -220,12 +221,17 @@ bool kill(thread_id id) {
     core::throw_if_killed(*target);
     return true;
   }
+  // A kill releases a suspended thread: it must run to its end (unwinding, or cleanup under a
+  // kill_deferral) instead of staying parked, and it no longer shows as suspended.
+  target->suspend_requested.store(false, std::memory_order_seq_cst);
   target->park.wake();
   if (target->hooks) target->hooks->on_kill_request();
   return true;
 }
 
 std::string get_thread_name(thread_id id) {
+  // A section: the lookup takes the registry's lock, which a suspended thread must not hold.
+  core::core_section section;
   const core::record_ptr target = registry::instance().find(id);
   return target != nullptr ? target->name : "unknown";
 }
@@ -243,6 +249,7 @@ thread_id get_self_id() {
 thread_id get_repl_id() { return registry::instance().main_thread().id; }
 
 thread_state status(thread_id id) {
+  core::core_section section;  // as in get_thread_name
   const core::record_ptr target = registry::instance().find(id);
   return target != nullptr ? target->state() : thread_state::terminated;
 }
