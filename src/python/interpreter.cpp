@@ -1,5 +1,7 @@
 #include "interpreter.hpp"
 
+#include <pybind11/eval.h>
+
 #include <atomic>
 #include <memory>
 #include <mthread/mthread.hpp>
@@ -10,6 +12,7 @@ namespace {
 
 PyObject* killed_type = nullptr;
 PyObject* thread_error_type = nullptr;
+PyObject* delivery_probe = nullptr;  // `lambda: None`: calling it delivers a pending async exc
 
 PyObject* handled_exception() {
   PyObject* handled = PyErr_GetHandledException();
@@ -100,7 +103,7 @@ class python_thread final : public thread_hooks {
   void body_done() {
     body_done_ = true;
     uninstall_tracer();
-    PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate_->thread_id), nullptr);
+    discard_pending_kill();
   }
 
   void report(py::error_already_set& e) {
@@ -189,6 +192,21 @@ void create_exception_types(py::module_& module) {
   module.add_object("ThreadKilled", py::handle(killed_type).inc_ref());
   thread_error_type = py::module_::import("_thread").attr("error").ptr();
   Py_INCREF(thread_error_type);
+  delivery_probe = py::eval("lambda: None").release().ptr();
+}
+
+void discard_pending_kill() {
+  PyThreadState* self = PyThreadState_Get();
+  if (self->async_exc == nullptr) return;
+  // Never PyThreadState_SetAsyncExc(id, NULL): it leaves the interpreter's "async exception
+  // pending" flag set for good (only a delivery clears it), and CPython 3.11 then spins forever
+  // at the entry of every traced function (a debugger, coverage) in every thread. So let the
+  // eval loop deliver it, in a call that does nothing, and drop it.
+  PyObject *type = nullptr, *value = nullptr, *traceback = nullptr;
+  PyErr_Fetch(&type, &value, &traceback);
+  Py_XDECREF(PyObject_CallNoArgs(delivery_probe));
+  PyErr_Clear();
+  PyErr_Restore(type, value, traceback);
 }
 
 bool in_main_thread() { return get_self_id() == get_repl_id(); }

@@ -32,6 +32,10 @@ template <class T, class Attempt>
 std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeout,
                                   Attempt&& attempt);
 
+// Drops an asynchronous exception (a kill's ThreadKilled) posted to the calling thread and not
+// yet delivered. Needs the GIL; keeps the error indicator as it was.
+void discard_pending_kill();
+
 // True while the calling thread handles a ThreadKilled (in an except or finally block).
 bool handling_thread_killed();
 

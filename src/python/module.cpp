@@ -171,7 +171,7 @@ void translate_core_exceptions(std::exception_ptr thrown) {
     std::rethrow_exception(thrown);
   } catch (const thread_killed&) {
     // Whatever was posted to this thread asynchronously is delivered now, not twice.
-    PyThreadState_SetAsyncExc(static_cast<unsigned long>(PyThreadState_Get()->thread_id), nullptr);
+    discard_pending_kill();
     PyErr_SetNone(thread_killed_type());
   } catch (const mthread::error& e) {
     PyErr_SetString(error_type(), e.what());
