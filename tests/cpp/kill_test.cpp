@@ -375,3 +375,74 @@ TEST_F(Kill, ManyBlockedThreadsKilledAtOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+// Suspend, resume, notify, send and finally kill, in random order, against threads in every
+// kind of place: a compute loop with checkpoints, sleeps, message waits, notification waits.
+// Whatever the order, every thread must end within the bound once killed (no lost wake-up, no
+// thread left parked).
+TEST_F(Kill, RandomControlStormThenEveryThreadEnds) {
+  std::uint64_t seed = 0x9E3779B97F4A7C15ull;
+  auto next = [&seed] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  for (int round = 0; round < 40; ++round) {
+    std::atomic<int> destroyed{0};
+    struct counted {
+      std::atomic<int>& n;
+      ~counted() { ++n; }
+    };
+    std::vector<mthread::thread_id> ids;
+    ids.push_back(mthread::start_new_thread("compute", [&] {
+      counted c{destroyed};
+      mthread::allow_suspend(true);
+      std::atomic<std::uint64_t> x{0};
+      for (;;) {
+        if (x.fetch_add(1, std::memory_order_relaxed) % 1024 == 0) mthread::checkpoint();
+      }
+    }));
+    ids.push_back(mthread::start_new_thread("sleeper", [&] {
+      counted c{destroyed};
+      mthread::allow_suspend(true);
+      for (;;) mthread::sleep_for(200us);
+    }));
+    ids.push_back(mthread::start_new_thread("reader", [&] {
+      counted c{destroyed};
+      mthread::allow_suspend(true);
+      for (;;) (void)mthread::get_msg(5ms);
+    }));
+    ids.push_back(mthread::start_new_thread("waiter", [&] {
+      counted c{destroyed};
+      mthread::allow_suspend(true);
+      for (;;) (void)mthread::wait(5ms);
+    }));
+    for (int op = 0; op < 300; ++op) {
+      const auto id = ids[next() % ids.size()];
+      switch (next() % 4) {
+        case 0:
+          (void)mthread::suspend(id);
+          break;
+        case 1:
+          (void)mthread::resume(id);
+          break;
+        case 2:
+          (void)mthread::notify(id, 1 + static_cast<std::uint32_t>(next() % 1000));
+          break;
+        case 3:
+          (void)mthread::send_msg(id, static_cast<std::int64_t>(next() % 1000));
+          break;
+      }
+      if (op % 50 == 0) (void)mthread::list();
+    }
+    // Kill in a random state: some suspended, some not.
+    for (auto id : ids) EXPECT_TRUE(mthread::kill(id));
+    for (auto id : ids) EXPECT_TRUE(mthread::join(id, 5s)) << "round " << round;
+    EXPECT_EQ(destroyed.load(), 4);
+  }
+}
+
+}  // namespace

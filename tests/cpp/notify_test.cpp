@@ -137,6 +137,34 @@ TEST_F(Notify, WaitBlocksUntilANotificationArrives) {
   EXPECT_FALSE(timed_out);
 }
 
+// The longest timeouts mean "for ever", not an overflow into the past.
+TEST_F(Notify, HugeTimeoutsWaitInsteadOfOverflowing) {
+  std::atomic<int> returned{0};
+  std::atomic<std::uint32_t> got{0};
+  const auto id = mthread::start_new_thread("patient", [&] {
+    got = mthread::wait(std::chrono::milliseconds::max()).value_or(0);
+    ++returned;
+    const auto m = mthread::get_msg(std::chrono::milliseconds::max());
+    got = static_cast<std::uint32_t>(m.integer);
+    ++returned;
+    mthread::sleep_for(std::chrono::nanoseconds::max());
+    ++returned;
+  });
+  ASSERT_TRUE(wait_for([&] { return mthread::status(id) == mthread::thread_state::waiting; }));
+  EXPECT_FALSE(wait_for([&] { return returned.load() != 0; }, 50ms)) << "wait(max) returned";
+  EXPECT_TRUE(mthread::notify(id, 11));
+  ASSERT_TRUE(wait_for([&] { return returned.load() == 1; }));
+  EXPECT_EQ(got.load(), 11u);
+  EXPECT_FALSE(wait_for([&] { return returned.load() != 1; }, 50ms)) << "get_msg(max) returned";
+  EXPECT_TRUE(mthread::send_msg(id, std::int64_t{12}));
+  ASSERT_TRUE(wait_for([&] { return returned.load() == 2; }));
+  EXPECT_EQ(got.load(), 12u);
+  EXPECT_FALSE(wait_for([&] { return returned.load() != 2; }, 50ms)) << "sleep_for(max) returned";
+  EXPECT_FALSE(mthread::join(id, 1ms));
+  EXPECT_TRUE(mthread::kill(id));
+  EXPECT_TRUE(mthread::join(id, std::chrono::nanoseconds::max()));
+}
+
 TEST_F(Notify, AMessageDoesNotEndAWait) {
   std::atomic<bool> returned{false};
   std::optional<std::uint32_t> result;
