@@ -27,7 +27,11 @@ std::size_t round_to_pages(std::size_t bytes) {
   return (bytes + page - 1) / page * page;
 }
 
-constexpr std::size_t guard_zone = 64u << 10;
+// Wider than any frame a program is likely to have (frames are not probed page by page unless
+// built with -fstack-clash-protection): a frame that runs off the stack faults here, where the
+// overflow is recognised, instead of writing into the signal stack or a mapping below. It costs
+// address space only.
+constexpr std::size_t guard_zone = 1u << 20;
 constexpr std::size_t max_cached_stacks = 8;
 
 }  // namespace
@@ -87,7 +91,9 @@ char* stack_region::signal_stack() const { return base_ + page_size(); }
 
 bool stack_region::in_guard(const void* address) const {
   const char* p = static_cast<const char*>(address);
-  return base_ != nullptr && p >= usable_low_ - guard_zone && p < usable_low_;
+  // Anything below the usable stack in this mapping: the guard zone, and the guard page at the
+  // bottom for a frame that jumped over the zone and the signal stack.
+  return base_ != nullptr && p >= base_ && p < usable_low_;
 }
 
 std::size_t stack_region::max_used() const {

@@ -4,7 +4,8 @@
 //
 // Layout of one mapping, low to high addresses:
 //   [guard page][signal stack][guard zone][usable stack ............]
-// The guard zone is larger than a page so that a big frame cannot jump over it.
+// The guard zone (1 MiB of address space, nothing resident) is wider than a big frame, so such
+// a frame cannot jump over it.
 #pragma once
 
 #include <cstddef>

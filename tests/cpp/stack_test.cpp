@@ -201,6 +201,30 @@ __attribute__((noinline)) int recurse(int depth) {
   return recurse(depth + 1) + pad[0];
 }
 
+// Frames of 200 KiB: each overflowing step jumps far below the stack's end. Without a guard
+// zone wider than a frame, the write lands in memory that is not the guard (the signal stack, or
+// another mapping) and the process dies unexplained, or worse, goes on corrupted.
+__attribute__((noinline)) int recurse_big(int depth) {
+  volatile char pad[200 * 1024];
+  pad[0] = static_cast<char>(depth);
+  pad[sizeof pad - 1] = 1;
+  if (depth > 100'000'000) return pad[0];
+  return recurse_big(depth + 1) + pad[0];
+}
+
+TEST(StackDeathTest, OverflowWithBigFramesIsStillReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        mthread::start_options options;
+        options.stack_size = 1 * MiB;
+        const auto id =
+            mthread::start_new_thread(options, "big-frames", [] { (void)recurse_big(0); });
+        (void)mthread::join(id, 30s);
+      },
+      "thread \"big-frames\".*1048576");
+}
+
 TEST(StackDeathTest, OverflowStopsTheProcessNamingTheThreadAndItsStackSize) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
