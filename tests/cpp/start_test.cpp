@@ -355,3 +355,38 @@ TEST_F(Start, ReturningOrBeingKilledEndsSilently) {
 }
 
 }  // namespace
+
+namespace {
+
+class Sleep : public mt_test::MthreadTest {};
+
+TEST_F(Sleep, SleepsAtLeastTheDurationAndZeroOrNegativeReturnAtOnce) {
+  auto t0 = mt_test::clock_type::now();
+  mthread::sleep_for(30ms);
+  EXPECT_GE(mt_test::clock_type::now() - t0, 30ms);
+  t0 = mt_test::clock_type::now();
+  mthread::sleep_for(0ns);
+  mthread::sleep_for(-5s);
+  EXPECT_LT(mt_test::clock_type::now() - t0, 1s);
+  std::atomic<bool> slept{false};
+  std::atomic<std::int64_t> took_us{0};
+  const auto id = mthread::start_new_thread("sleeper", [&] {
+    const auto s = mt_test::clock_type::now();
+    mthread::sleep_for(20ms);
+    took_us = std::chrono::duration_cast<std::chrono::microseconds>(mt_test::clock_type::now() - s)
+                  .count();
+    slept = true;
+  });
+  ASSERT_TRUE(mthread::join(id, 5s));
+  EXPECT_TRUE(slept);
+  EXPECT_GE(took_us.load(), 20'000);
+}
+
+TEST_F(Sleep, SleepingThreadIsWaiting) {
+  const auto id = mthread::start_new_thread("sleeper", [] { mthread::sleep_for(30s); });
+  EXPECT_TRUE(wait_for([&] { return mthread::status(id) == mthread::thread_state::waiting; }));
+  EXPECT_TRUE(mthread::kill(id));
+  EXPECT_TRUE(mthread::join(id, 5s));
+}
+
+}  // namespace

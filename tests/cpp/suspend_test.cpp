@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <thread>
 
 #include "test_util.hpp"
@@ -366,6 +367,50 @@ TEST_F(Suspend, RapidSuspendResumeCycles) {
   EXPECT_TRUE(loop.advancing());
   EXPECT_EQ(mthread::status(loop.id), mthread::thread_state::running);
   loop.end();
+}
+
+}  // namespace
+
+namespace {
+
+// A thread that is not native (here SERVICE, as a binding's threads are PYTHON) is never stopped
+// by a signal: it stops at its next checkpoint() or inside mthread's waits and sleeps.
+TEST_F(Suspend, CooperativeThreadStopsAtItsCheckpoint) {
+  std::atomic<std::uint64_t> count{0};
+  std::atomic<bool> stop{false};
+  mthread::start_options options;
+  options.type = mthread::thread_type::service;
+  const auto id = mthread::start_new_thread(options, "cooperative", [&] {
+    mthread::allow_suspend(true);
+    while (!stop.load()) {
+      for (int i = 0; i < 100; ++i) count.fetch_add(1, std::memory_order_relaxed);
+      mthread::checkpoint();
+    }
+  });
+  ASSERT_TRUE(wait_for([&] { return count.load() > 0; }));
+  const auto infos = mthread::list();
+  ASSERT_NE(mt_test::find_info(infos, id), nullptr);
+  EXPECT_EQ(mt_test::find_info(infos, id)->type, mthread::thread_type::service);
+  ASSERT_TRUE(mthread::suspend(id));
+  EXPECT_EQ(mthread::status(id), mthread::thread_state::suspended);
+  // Stopped at a checkpoint: the count settles on a multiple of 100.
+  std::uint64_t settled = 0;
+  ASSERT_TRUE(wait_for([&] {
+    const auto a = count.load();
+    std::this_thread::sleep_for(5ms);
+    settled = count.load();
+    return a == settled;
+  }));
+  EXPECT_EQ(settled % 100, 0u);
+  std::ostringstream listing;
+  mthread::print_list(listing);
+  EXPECT_NE(listing.str().find("Name: cooperative, State: suspended, Stack="), std::string::npos)
+      << listing.str();
+  EXPECT_NE(listing.str().find(", Type: SERVICE\n"), std::string::npos) << listing.str();
+  ASSERT_TRUE(mthread::resume(id));
+  EXPECT_TRUE(wait_for([&] { return count.load() > settled; }));
+  stop = true;
+  EXPECT_TRUE(mthread::join(id, 5s));
 }
 
 }  // namespace
