@@ -4,6 +4,7 @@
 #include <alloca.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstring>
 
 #include "test_util.hpp"
@@ -245,6 +246,26 @@ TEST(StackDeathTest, OverflowStopsTheProcessNamingTheThreadAndItsStackSize) {
         (void)mthread::join(id, 30s);
       },
       "thread \"bottomless \xC3\xA9\".*1048576");
+}
+
+}  // namespace
+
+namespace {
+
+// A fault that is not an overflow goes on to the default action (here: death by SIGSEGV, as
+// without mthread), it is neither swallowed nor reported as an overflow.
+TEST(StackDeathTest, OtherFaultsInAThreadAreNotOverflows) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        const auto id = mthread::start_new_thread("null-deref", [] {
+          volatile int* volatile nowhere = nullptr;
+          *nowhere = 1;
+        });
+        (void)mthread::join(id, 30s);
+      },
+      testing::KilledBySignal(SIGSEGV),
+      testing::Matcher<const std::string&>(std::string()));  // nothing on stderr
 }
 
 }  // namespace
