@@ -1,5 +1,6 @@
 #include "interpreter.hpp"
 
+#include <opcode.h>
 #include <pybind11/eval.h>
 
 #include <atomic>
@@ -144,11 +145,34 @@ class python_thread final : public thread_hooks {
     return self->on_trace(frame, what, arg);
   }
 
+  // True when the frame is about to enter an exception handler (its next instruction is
+  // PUSH_EXC_INFO): the exception being propagated is not "handled" yet, but raising another
+  // there would skip the handler — a `with` block's __exit__, a `finally`.
+  static bool entering_handler(PyFrameObject* frame) {
+    const int offset = PyFrame_GetLasti(frame);
+    if (offset < 0) return false;
+    PyCodeObject* code = PyFrame_GetCode(frame);
+    PyObject* bytes = PyCode_GetCode(code);
+    Py_DECREF(code);
+    if (bytes == nullptr) {
+      PyErr_Clear();
+      return false;
+    }
+    const bool result =
+        offset < PyBytes_GET_SIZE(bytes) &&
+        static_cast<unsigned char>(PyBytes_AS_STRING(bytes)[offset]) == PUSH_EXC_INFO;
+    Py_DECREF(bytes);
+    return result;
+  }
+
   int on_trace(PyFrameObject* frame, int what, PyObject* arg) {
     if (binding::kill_requested()) {
       // Raise again only once the last ThreadKilled was delivered and is no longer being
-      // handled: cleanup in `except`/`finally`/`with` runs to its end first.
-      if (tstate_->async_exc == nullptr && !handling_thread_killed()) {
+      // handled: cleanup in `except`/`finally`/`with` runs to its end first. Not while an
+      // exception is propagating (an exception event, or a handler about to start) either:
+      // the next line will do.
+      if (tstate_->async_exc == nullptr && what != PyTrace_EXCEPTION && !handling_thread_killed() &&
+          !entering_handler(frame)) {
         PyErr_SetNone(killed_type);
         return -1;
       }
@@ -212,8 +236,17 @@ void discard_pending_kill() {
 bool in_main_thread() { return get_self_id() == get_repl_id(); }
 
 bool handling_thread_killed() {
+  // The exception handled innermost, or one it was raised while handling (its __context__
+  // chain): cleanup after a ThreadKilled may itself catch exceptions (a `try/except KeyError`
+  // inside a __exit__), and it is still cleanup.
   PyObject* handled = handled_exception();
-  const bool result = handled != nullptr && PyErr_GivenExceptionMatches(handled, killed_type);
+  bool result = false;
+  PyObject* link = handled;
+  for (int depth = 0; link != nullptr && depth < 100 && !result; ++depth) {
+    result = PyErr_GivenExceptionMatches(link, killed_type) != 0;
+    link = PyExceptionInstance_Check(link) ? PyException_GetContext(link) : nullptr;
+    Py_XDECREF(link);  // still referenced by the exception that holds it
+  }
   Py_XDECREF(handled);
   return result;
 }
