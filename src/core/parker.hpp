@@ -13,12 +13,22 @@ namespace mthread::core {
 
 class parker {
  public:
+  parker();
+
   // Read the word before checking the condition you wait for; pass it to wait().
   std::uint32_t prepare() const { return word_.load(std::memory_order_acquire); }
 
   // Returns when wake() was called after prepare() returned `seen`, when `deadline`
-  // (CLOCK_MONOTONIC, nullptr: none) passes, or on a signal. Spins briefly before sleeping,
-  // which halves a hand-off's latency when the waker is about to run on the other core.
+  // (CLOCK_MONOTONIC, nullptr: none) passes, or on a signal. Only the owning thread waits.
+  //
+  // Spins before sleeping: a hand-off to a thread that is spinning costs a few cache-line
+  // transfers, one to a sleeping thread a futex call on each side and a trip through the
+  // scheduler (tens of microseconds on a busy machine). How long it spins adapts to how soon
+  // the wakes of this parker come: wakers that answer within microseconds (a ping-pong
+  // partner) keep the spin long enough to catch them; waits that last longer than any
+  // reasonable spin (a join, an idle thread), and wakers that could only run once the spinner
+  // let go of their CPU (a busy machine), shrink it to almost nothing, so that it does not burn
+  // a core that another thread needs.
   void wait(std::uint32_t seen, const timespec* deadline);
 
   void wake();
@@ -26,6 +36,9 @@ class parker {
  private:
   std::atomic<std::uint32_t> word_{0};
   std::atomic<bool> sleeping_{false};
+  std::atomic<std::uint32_t> spin_ns_;     // the owner's spin budget; only the owner writes it
+  std::atomic<std::int64_t> woken_at_{0};  // when a waker last had to wake a sleeper (ns)
+  std::atomic<int> woken_from_{-1};        // and on which CPU it ran
 };
 
 }  // namespace mthread::core
