@@ -115,7 +115,7 @@ fi
 echo
 report=("$python" "$here/report.py" "$results" --out "$out")
 if [ -n "$smoke" ]; then
-  report+=(--note "smoke run: workloads too small for the figures to mean anything")
+  report+=(--smoke --note "smoke run: workloads too small for the figures to mean anything")
   "${report[@]}" >"$results/table.txt"
   echo "bench smoke run: every benchmark program ran; table in $results/table.txt"
 else
