@@ -84,6 +84,9 @@ def test_banner_prompt_and_underscore_thread_is_mthread(env):
     assert "True 1" in out
     out = run(child, "import utime, time; print(utime.ticks_diff(5, 3), time.ticks_add(1, 2))")
     assert "2 3" in out
+    # The REPL is python's own, entered through PYTHONINSPECT: child processes must not see it.
+    assert "None ''" in run(child, "import os, sys; print(os.environ.get('PYTHONINSPECT'), "
+                                   "repr(sys.argv[0]))")
     finish(child)
 
 
