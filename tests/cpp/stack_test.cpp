@@ -255,6 +255,9 @@ namespace {
 // A fault that is not an overflow goes on to the default action (here: death by SIGSEGV, as
 // without mthread), it is neither swallowed nor reported as an overflow.
 TEST(StackDeathTest, OtherFaultsInAThreadAreNotOverflows) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer handles the fault itself";
+#endif
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {
