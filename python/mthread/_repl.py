@@ -108,7 +108,6 @@ def _give_interrupt_back():
     # readline runs this hook before it checks for signals. So: no display (no Python code in
     # the hook) until the next prompt, and a helper thread sends SIGINT again, which interrupts
     # readline's select(); readline then raises KeyboardInterrupt as usual.
-    import signal
     import threading
 
     _mthread._set_repl_display(None)

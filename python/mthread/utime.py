@@ -8,7 +8,7 @@ MicroPython's Unix port (the ESP32 counts from 2000-01-01).
 """
 import time as _time
 
-from ._device_time import (  # noqa: F401  (the module's contents)
+from ._device_time import (
     TICKS_PERIOD,
     sleep,
     sleep_ms,
@@ -19,6 +19,9 @@ from ._device_time import (  # noqa: F401  (the module's contents)
     ticks_ms,
     ticks_us,
 )
+
+__all__ = ["TICKS_PERIOD", "gmtime", "localtime", "mktime", "sleep", "sleep_ms", "sleep_us",
+           "ticks_add", "ticks_cpu", "ticks_diff", "ticks_ms", "ticks_us", "time", "time_ns"]
 
 
 def time():

@@ -241,7 +241,7 @@ def test_dash_i_enters_the_repl_with_the_script_threads_running(env, tmp_path):
     child.sendline("_thread.notify(LED, 5)")
     child.expect_exact('[Message from thread "LED"] from the script thread')
     child.expect_exact(PROMPT)
-    assert "running" in run(child, "_thread.list()") or True
+    assert "Name: LED, State: waiting" in run(child, "_thread.list()")
     finish(child)
 
 
