@@ -126,8 +126,8 @@ def print_banner():
     """The banner of python's REPL, and a line for mthread."""
     sys.stderr.write(f"Python {sys.version} on {sys.platform}\n"
                      'Type "help", "copyright", "credits" or "license" for more information.\n'
-                     "mthread REPL: `import _thread` gives mthread; what threads send to "
-                     "getReplID() is shown here.\n")
+                     "mthread: `import _thread` gives mthread; messages to the REPL show at "
+                     "the prompt.\n")
 
 
 def run_startup_file(namespace):
