@@ -275,6 +275,8 @@ std::size_t join_all(std::chrono::milliseconds grace) {
     for (thread_id id : others()) {
       if (!join(id, slice)) return std::nullopt;
     }
+    // Threads may have started others meanwhile: done only when none is left.
+    if (!others().empty()) return std::nullopt;
     return true;
   };
   try {
@@ -283,16 +285,21 @@ std::size_t join_all(std::chrono::milliseconds grace) {
   } catch (py::error_already_set& e) {
     if (!e.matches(PyExc_KeyboardInterrupt)) throw;
   }
-  for (thread_id id : others()) kill(id);
   gil_release released;
   const auto deadline = std::chrono::steady_clock::now() + grace;
-  std::size_t alive = 0;
-  for (thread_id id : others()) {
-    const auto left = deadline - std::chrono::steady_clock::now();
-    if (!join(id, std::max(left, std::chrono::steady_clock::duration::zero()))) ++alive;
+  std::vector<thread_id> alive = others();
+  // Killed threads may start others in their cleanup: kill again until none is left.
+  while (!alive.empty() && std::chrono::steady_clock::now() < deadline) {
+    for (thread_id id : alive) kill(id);
+    for (thread_id id : alive) {
+      const auto left = std::min<std::chrono::nanoseconds>(
+          deadline - std::chrono::steady_clock::now(), std::chrono::milliseconds(50));
+      join(id, std::max(left, std::chrono::nanoseconds(0)));
+    }
+    alive = others();
   }
   released.reacquire();
-  return alive;
+  return alive.size();
 }
 
 }  // namespace mthread::python

@@ -118,36 +118,71 @@ def run_python(code, timeout=60, env=None, args=(), input=None):
 
 
 def popen_python(code, env=None):
+    """Start ``code`` in a fresh interpreter with unbuffered binary pipes; use read_until() and
+    finish() on it."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.setdefault("PYTHONFAULTHANDLER", "1")
     full_env["PYTHONUNBUFFERED"] = "1"
-    return subprocess.Popen([PYTHON, "-c", script(code)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env=full_env)
+    process = subprocess.Popen([PYTHON, "-c", script(code)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0,
+                               env=full_env)
+    process.pending = b""  # read from stdout but not yet handed out
+    return process
 
 
 def read_until(process, marker, timeout=LONG):
-    """Read the child's stdout line by line until a line equals ``marker``; return the lines."""
+    """Read the child's stdout until a line equals ``marker``; return the lines read. Reads the
+    raw pipe (a buffered reader would hide lines from select())."""
     import selectors
 
     lines = []
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+        while True:
+            while b"\n" in process.pending:
+                line, process.pending = process.pending.split(b"\n", 1)
+                lines.append(line.decode(errors="replace"))
+                if lines[-1] == marker:
+                    return lines
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(timeout=left):
                 break
-            line = process.stdout.readline()
-            if not line:
+            chunk = os.read(process.stdout.fileno(), 65536)
+            if not chunk:
                 break
-            lines.append(line.rstrip("\n"))
-            if lines[-1] == marker:
-                return lines
-    process.kill()
-    out, err = process.communicate()
+            process.pending += chunk
+    out, err = stop_for_diagnosis(process)
     raise AssertionError(f"child never printed {marker!r}; stdout {lines!r} + {out!r}, "
                          f"stderr {err!r}")
+
+
+def finish(process, timeout=LONG):
+    """Wait for the child to end; return (stdout not yet read, stderr) as text. A child that
+    does not end in time is stopped (with tracebacks) and the test fails."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out, err = stop_for_diagnosis(process)
+        raise AssertionError(f"child hung; stdout {out!r} stderr {err!r}") from None
+    out = (process.pending + out).decode(errors="replace")
+    process.pending = b""
+    return out, err.decode(errors="replace")
+
+
+def stop_for_diagnosis(process):
+    """End a child that hangs, after asking faulthandler (PYTHONFAULTHANDLER=1) for every
+    thread's traceback; return its remaining (stdout, stderr) as text."""
+    process.send_signal(signal.SIGABRT)
+    try:
+        out, err = process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    pending = getattr(process, "pending", b"")
+    decode = (lambda b: b.decode(errors="replace") if isinstance(b, bytes) else b)
+    return decode(pending + (out or b"")), decode(err or b"")
 
 
 def assert_clean_exit(returncode, stderr, allow_codes=None):
