@@ -27,6 +27,11 @@ namespace binding {
 bool suspend_requested();
 bool kill_requested();
 
+// For showing a message: whether thread `id` has messages waiting, and the name of a sender
+// that may have ended since it sent one (get_thread_name() says "unknown" once it is gone).
+bool has_messages(thread_id id);
+std::string sender_name(thread_id id);
+
 // Parks the calling thread while it is suspended; returns when resumed or killed (it does not
 // throw). The caller must hold no lock another thread may need, its interpreter's included.
 void park_while_suspended();

@@ -69,8 +69,19 @@ record_ptr registry::remove(thread_id id) {
   if (it == threads_.end()) return nullptr;
   record_ptr removed = std::move(it->second);
   threads_.erase(it);
+  if (ended_names_.size() == names_kept) ended_names_.pop_front();
+  ended_names_.emplace_back(id, removed->name);
   for (thread_record* joiner : joiners_) joiner->park.wake();
   return removed;
+}
+
+std::optional<std::string> registry::recent_name(thread_id id) const {
+  std::lock_guard guard(lock_);
+  if (auto it = threads_.find(id); it != threads_.end()) return it->second->name;
+  for (const auto& [ended, name] : ended_names_) {
+    if (ended == id) return name;
+  }
+  return std::nullopt;
 }
 
 record_ptr registry::find(thread_id id) const {

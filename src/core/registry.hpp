@@ -4,6 +4,10 @@
 
 #include <atomic>
 #include <cstddef>
+#include <deque>
+#include <optional>
+#include <string>
+#include <utility>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -28,6 +32,9 @@ class registry {
   // Adds a started thread's record; throws mthread::error when the limit is reached.
   void add(record_ptr record);
   record_ptr remove(thread_id id);
+  // The name of a thread that is alive or among the last `names_kept` that ended: a message
+  // outlives its sender, and whoever shows it wants the sender's name.
+  std::optional<std::string> recent_name(thread_id id) const;
   record_ptr find(thread_id id) const;
   std::vector<record_ptr> all() const;  // by id; the main thread first
 
@@ -43,6 +50,8 @@ class registry {
   mutable std::mutex lock_;
   std::unordered_map<thread_id, record_ptr> threads_;
   std::vector<thread_record*> joiners_;
+  static constexpr std::size_t names_kept = 64;
+  std::deque<std::pair<thread_id, std::string>> ended_names_;
   record_ptr main_;
   std::atomic<thread_id> next_id_{1};
   std::size_t limit_;

@@ -351,6 +351,17 @@ bool kill_requested() {
   return self != nullptr && self->kill_requested.load(std::memory_order_acquire);
 }
 
+bool has_messages(thread_id id) {
+  core::core_section section;
+  const core::record_ptr target = registry::instance().find(id);
+  return target != nullptr && !target->box.empty();
+}
+
+std::string sender_name(thread_id id) {
+  core::core_section section;
+  return registry::instance().recent_name(id).value_or("unknown");
+}
+
 void park_while_suspended() {
   core::core_section section;
   if (section.self() != nullptr) core::park_while_suspended(*section.self());

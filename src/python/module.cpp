@@ -266,6 +266,8 @@ PYBIND11_MODULE(_mthread, m) {
         py::arg("grace"), "Wait for every started thread to end; on Ctrl-C kill them, wait `grace` s; return how many remain.");
   m.def("_set_repl_display", &set_repl_display, py::arg("display"),
         "Set the callable the REPL input hook runs about ten times a second (None: stop).");
+  m.def("_sender_name", [](py::object id) { return binding::sender_name(to_thread_id(id, "_sender_name")); },
+        py::arg("th_id"), "The name of a message's sender, even if it ended since; \"unknown\" otherwise.");
   m.def("_redisplay_prompt", &redisplay_prompt,
         "Redraw readline's prompt and the text typed so far; False without readline.");
 

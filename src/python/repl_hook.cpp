@@ -2,6 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <csignal>
+
+#include <mthread/binding.hpp>
 #include <mthread/mthread.hpp>
 
 namespace mthread::python {
@@ -12,13 +15,26 @@ namespace {
 PyObject* display_callable = nullptr;
 int (*previous_hook)() = nullptr;
 
+bool news_for_main() {
+  const thread_id main = get_repl_id();
+  return is_notified(main) || binding::has_messages(main);
+}
+
+// readline runs the hook before it looks at signals. So Python code runs here only when there
+// is something to show (Python code would take a pending Ctrl-C), and a Ctrl-C it takes anyway
+// is armed again for readline, which then drops the line as usual.
 int input_hook() {
   if (display_callable != nullptr && Py_IsInitialized() && !_Py_IsFinalizing() &&
-      repl_accept_msg()) {
+      repl_accept_msg() && news_for_main()) {
     const PyGILState_STATE gil = PyGILState_Ensure();
     PyObject* result = PyObject_CallNoArgs(display_callable);
     if (result == nullptr) {
-      PyErr_WriteUnraisable(display_callable);
+      if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        PyErr_Clear();
+        PyErr_SetInterruptEx(SIGINT);
+      } else {
+        PyErr_WriteUnraisable(display_callable);
+      }
     }
     Py_XDECREF(result);
     PyGILState_Release(gil);
