@@ -26,6 +26,8 @@ import mthread
 
 PATIENCE_MS = 5000
 STOP = -1
+BATCH = 50  # round trips timed together; a figure is the median batch (noise spoils a few)
+LOOP_BATCH = 10000
 now = time.perf_counter_ns
 
 
@@ -58,15 +60,17 @@ def _echo():
 def msg_rtt_mthread(n):
     echo = spawn("echo", _echo)
     sendmsg, getmsg = mthread.sendmsg, mthread.getmsg
-    start = now()
-    for i in range(n):
-        sendmsg(echo, i)
-        if getmsg(PATIENCE_MS)[2] != i:
-            raise RuntimeError("lost or wrong reply")
-    elapsed = now() - start
+    samples = []
+    for _ in range(n // BATCH):
+        start = now()
+        for i in range(BATCH):
+            sendmsg(echo, i)
+            if getmsg(PATIENCE_MS)[2] != i:
+                raise RuntimeError("lost or wrong reply")
+        samples.append((now() - start) / BATCH)
     sendmsg(echo, STOP)
     wait_gone(echo)
-    return elapsed / n
+    return statistics.median(samples)
 
 
 def msg_rtt_queue(n):
@@ -82,15 +86,17 @@ def msg_rtt_queue(n):
     t = threading.Thread(target=echo)
     t.start()
     put, get = to_echo.put, to_main.get
-    start = now()
-    for i in range(n):
-        put(i)
-        if get() != i:
-            raise RuntimeError("lost or wrong reply")
-    elapsed = now() - start
+    samples = []
+    for _ in range(n // BATCH):
+        start = now()
+        for i in range(BATCH):
+            put(i)
+            if get() != i:
+                raise RuntimeError("lost or wrong reply")
+        samples.append((now() - start) / BATCH)
     put(STOP)
     t.join()
-    return elapsed / n
+    return statistics.median(samples)
 
 
 def rtt_lock_handoff(n):
@@ -113,15 +119,17 @@ def rtt_lock_handoff(n):
 
     _thread.start_new_thread(echo, ())
     release, acquire = ping.release, pong.acquire
-    start = now()
-    for _ in range(n):
-        release()
-        acquire()
-    elapsed = now() - start
+    samples = []
+    for _ in range(n // BATCH):
+        start = now()
+        for _ in range(BATCH):
+            release()
+            acquire()
+        samples.append((now() - start) / BATCH)
     stop.append(True)
     ping.release()
     done.acquire()
-    return elapsed / n
+    return statistics.median(samples)
 
 
 # ---- notification round trip -----------------------------------------------------------------
@@ -142,20 +150,24 @@ def _notify_echo(main):
 def notify_rtt_mthread(n):
     echo = spawn("echo", _notify_echo, mthread.getReplID())
     notify, wait = mthread.notify, mthread.wait
-    start = now()
-    for i in range(1, n + 1):
-        notify(echo, i)
-        if wait(PATIENCE_MS) != i:
-            raise RuntimeError("lost or wrong notification")
-    elapsed = now() - start
+    samples = []
+    for _ in range(n // BATCH):
+        start = now()
+        for i in range(1, BATCH + 1):
+            notify(echo, i)
+            if wait(PATIENCE_MS) != i:
+                raise RuntimeError("lost or wrong notification")
+        samples.append((now() - start) / BATCH)
     notify(echo, NOTIFY_STOP)
     wait_gone(echo)
-    return elapsed / n
+    return statistics.median(samples)
 
 
 # ---- one-way throughput ----------------------------------------------------------------------
 # Default depth on both sides (8). A full mailbox refuses at once, so the mthread sender yields
-# (time.sleep(0): lets go of the GIL) and retries; queue.Queue.put blocks until there is room.
+# with mthread.sleep_ms(0) (lets go of the GIL) and retries; queue.Queue.put blocks until there
+# is room. (time.sleep(0) as the yield gives a quarter of the rate: after it the sender waits
+# for the GIL behind the receiver, one GIL convoy per refused send.)
 
 def _sink(main, n):
     expected = 0
@@ -173,7 +185,7 @@ def _sink(main, n):
 
 def msg_rate_mthread(n):
     sink = spawn("sink", _sink, mthread.getReplID(), n)
-    sendmsg, yield_ = mthread.sendmsg, time.sleep
+    sendmsg, yield_ = mthread.sendmsg, mthread.sleep_ms
     start = now()
     for i in range(n):
         while not sendmsg(sink, i):
@@ -223,13 +235,14 @@ def _finish(main):
 def start_finish_mthread(n):
     """Start a thread and learn that it finished: its last act notifies the main thread."""
     main = mthread.getReplID()
-    start = now()
+    samples = []
     for _ in range(n):
+        start = now()
         mthread.start_new_thread("t", _finish, (main,))
         if mthread.wait(PATIENCE_MS) != 1:
             raise RuntimeError("thread did not finish")
-    elapsed = now() - start
-    return elapsed / n
+        samples.append(now() - start)
+    return statistics.median(samples)
 
 
 def _noop():
@@ -237,12 +250,14 @@ def _noop():
 
 
 def start_join_threading(n):
-    start = now()
+    samples = []
     for _ in range(n):
+        start = now()
         t = threading.Thread(target=_noop)
         t.start()
         t.join()
-    return (now() - start) / n
+        samples.append(now() - start)
+    return statistics.median(samples)
 
 
 # ---- the cost of being suspendable -----------------------------------------------------------
@@ -250,23 +265,26 @@ def start_join_threading(n):
 def _loop(main, n, suspendable):
     if suspendable:
         mthread.allowsuspend(True)
-    start = now()
+    samples = []
     total = 0
-    for i in range(n):
-        if i % 3:
-            total += i
-        else:
-            total -= 1
-    elapsed = now() - start
-    mthread.sendmsg(main, elapsed)
+    for _ in range(n // LOOP_BATCH):
+        start = now()
+        for i in range(LOOP_BATCH):
+            if i % 3:
+                total += i
+            else:
+                total -= 1
+        samples.append(now() - start)
+    # Picoseconds an iteration, as an int message.
+    mthread.sendmsg(main, int(statistics.median(samples) * 1000 / LOOP_BATCH))
 
 
 def _loop_in_thread(n, suspendable):
     spawn("loop", _loop, mthread.getReplID(), n, suspendable)
-    kind, _, elapsed = mthread.getmsg(60_000)
+    kind, _, picoseconds = mthread.getmsg(60_000)
     if kind != 1:
         raise RuntimeError("loop thread did not report")
-    return elapsed / n
+    return picoseconds / 1000
 
 
 def loop_suspendable(n):
@@ -341,16 +359,16 @@ def rss_in_fresh_process(kind, count):
 
 FIGURES = {
     # name: (function, workload in full mode, in smoke mode, unit)
-    "msg_rtt_mthread": (msg_rtt_mthread, 4000, 50, "ns"),
-    "msg_rtt_queue": (msg_rtt_queue, 4000, 50, "ns"),
-    "rtt_lock_handoff": (rtt_lock_handoff, 4000, 50, "ns"),
-    "notify_rtt_mthread": (notify_rtt_mthread, 4000, 50, "ns"),
+    "msg_rtt_mthread": (msg_rtt_mthread, 4000, 100, "ns"),
+    "msg_rtt_queue": (msg_rtt_queue, 4000, 100, "ns"),
+    "rtt_lock_handoff": (rtt_lock_handoff, 4000, 100, "ns"),
+    "notify_rtt_mthread": (notify_rtt_mthread, 4000, 100, "ns"),
     "msg_rate_mthread": (msg_rate_mthread, 40000, 200, "msg/s"),
     "msg_rate_queue": (msg_rate_queue, 40000, 200, "msg/s"),
     "start_finish_mthread": (start_finish_mthread, 300, 5, "ns"),
     "start_join_threading": (start_join_threading, 300, 5, "ns"),
-    "loop_suspendable": (loop_suspendable, 300000, 1000, "ns"),
-    "loop_plain": (loop_plain, 300000, 1000, "ns"),
+    "loop_suspendable": (loop_suspendable, 300000, 20000, "ns"),
+    "loop_plain": (loop_plain, 300000, 20000, "ns"),
 }
 
 

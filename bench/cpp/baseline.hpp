@@ -3,9 +3,11 @@
 // deliberately slow one.
 #pragma once
 
+#include <benchmark/benchmark.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +19,7 @@
 #include <fstream>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace bench {
 
@@ -92,6 +95,39 @@ inline std::int64_t now_ns() {
   clock_gettime(CLOCK_MONOTONIC, &t);
   return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
+
+inline double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  const auto middle = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+  std::nth_element(values.begin(), middle, values.end());
+  return *middle;
+}
+
+// Times a benchmark loop in batches of `ops` operations and reports the median time of one
+// operation over the batches as the counter `median_ns`. On a machine shared with other work a
+// burst of noise spoils a few batches, not the figure. Call tick() once an operation.
+class batch_clock {
+ public:
+  batch_clock(benchmark::State& state, int ops) : state_(state), ops_(ops), start_(now_ns()) {}
+  batch_clock(const batch_clock&) = delete;
+  batch_clock& operator=(const batch_clock&) = delete;
+  ~batch_clock() { state_.counters["median_ns"] = median(samples_); }
+
+  void tick() {
+    if (++count_ < ops_) return;
+    const std::int64_t now = now_ns();
+    samples_.push_back(static_cast<double>(now - start_) / ops_);
+    start_ = now;
+    count_ = 0;
+  }
+
+ private:
+  benchmark::State& state_;
+  int ops_;
+  int count_ = 0;
+  std::int64_t start_;
+  std::vector<double> samples_;
+};
 
 // Resident set size of this process, in bytes (VmRSS of /proc/self/status).
 inline long rss_bytes() {

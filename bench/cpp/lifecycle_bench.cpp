@@ -33,19 +33,23 @@ bool smoke() {
 // ---- start + join ---------------------------------------------------------------------------
 
 void start_join_mthread(benchmark::State& state) {
+  bench::batch_clock clock(state, 1);
   for (auto _ : state) {
     const mthread::thread_id id = mthread::start_new_thread("t", [] {});
     if (!mthread::join(id, patience)) {
       state.SkipWithError("thread did not end");
       break;
     }
+    clock.tick();
   }
 }
 
 void start_join_std(benchmark::State& state) {
+  bench::batch_clock clock(state, 1);
   for (auto _ : state) {
     std::thread t([] {});
     t.join();
+    clock.tick();
   }
 }
 

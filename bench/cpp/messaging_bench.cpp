@@ -23,6 +23,7 @@ namespace {
 
 constexpr auto patience = 5000ms;
 constexpr std::size_t deep_mailbox = 1024;
+constexpr int ops_per_batch = 64;  // round trips timed together; the figure is the median batch
 
 bool smoke() {
   return std::getenv("MTHREAD_BENCH_SMOKE") != nullptr;
@@ -43,6 +44,7 @@ void msg_round_trip_mthread(benchmark::State& state) {
     }
   });
   std::int64_t i = 0;
+  bench::batch_clock clock(state, ops_per_batch);
   for (auto _ : state) {
     mthread::send_msg(echo, ++i);
     const mthread::message reply = mthread::get_msg(patience);
@@ -50,6 +52,7 @@ void msg_round_trip_mthread(benchmark::State& state) {
       state.SkipWithError("lost or wrong reply");
       break;
     }
+    clock.tick();
   }
   mthread::send_msg(echo, std::int64_t{-1});
   mthread::join(echo, patience);
@@ -67,6 +70,7 @@ void msg_round_trip_cv(benchmark::State& state) {
     }
   });
   std::int64_t i = 0;
+  bench::batch_clock clock(state, ops_per_batch);
   for (auto _ : state) {
     to_echo.try_push({1, ++i});
     bench::cv_mailbox::item reply{};
@@ -74,6 +78,7 @@ void msg_round_trip_cv(benchmark::State& state) {
       state.SkipWithError("lost or wrong reply");
       break;
     }
+    clock.tick();
   }
   to_echo.try_push({1, -1});
   echo.join();
@@ -92,9 +97,11 @@ void msg_round_trip_atomic_spin(benchmark::State& state) {
     }
   });
   std::int64_t i = 0;
+  bench::batch_clock clock(state, ops_per_batch);
   for (auto _ : state) {
     word.store(2 * ++i - 1, std::memory_order_release);
     while (word.load(std::memory_order_acquire) != 2 * i) bench::cpu_relax();
+    clock.tick();
   }
   word.store(-1, std::memory_order_release);
   echo.join();
@@ -119,6 +126,7 @@ void notify_round_trip_mthread(benchmark::State& state) {
     }
   });
   std::int64_t i = 0;
+  bench::batch_clock clock(state, ops_per_batch);
   for (auto _ : state) {
     const std::uint32_t value = notification_value(++i);
     mthread::notify(echo, value);
@@ -127,6 +135,7 @@ void notify_round_trip_mthread(benchmark::State& state) {
       state.SkipWithError("lost or wrong notification");
       break;
     }
+    clock.tick();
   }
   mthread::notify(echo, stop_value);
   mthread::join(echo, patience);
@@ -144,6 +153,7 @@ void notify_round_trip_cv(benchmark::State& state) {
     }
   });
   std::int64_t i = 0;
+  bench::batch_clock clock(state, ops_per_batch);
   for (auto _ : state) {
     const std::uint32_t value = notification_value(++i);
     to_echo.notify(value);
@@ -151,6 +161,7 @@ void notify_round_trip_cv(benchmark::State& state) {
       state.SkipWithError("lost or wrong notification");
       break;
     }
+    clock.tick();
   }
   to_echo.notify(stop_value);
   echo.join();
@@ -181,11 +192,14 @@ void msg_throughput_mthread(benchmark::State& state) {
   });
   std::int64_t sent = 0;
   const std::int64_t n = batch();
+  state.counters["batch"] = static_cast<double>(n);
+  bench::batch_clock clock(state, 1);
   for (auto _ : state) {
     for (std::int64_t k = 0; k < n; ++k, ++sent) {
       while (!mthread::send_msg(sink, sent)) std::this_thread::yield();
     }
     wait_for_count(received, sent);
+    clock.tick();
   }
   if (disorder.load()) state.SkipWithError("messages lost, duplicated or reordered");
   state.SetItemsProcessed(sent);
@@ -209,11 +223,14 @@ void msg_throughput_cv(benchmark::State& state) {
   });
   std::int64_t sent = 0;
   const std::int64_t n = batch();
+  state.counters["batch"] = static_cast<double>(n);
+  bench::batch_clock clock(state, 1);
   for (auto _ : state) {
     for (std::int64_t k = 0; k < n; ++k, ++sent) {
       while (!box.try_push({1, sent})) std::this_thread::yield();
     }
     wait_for_count(received, sent);
+    clock.tick();
   }
   if (disorder.load()) state.SkipWithError("messages lost, duplicated or reordered");
   state.SetItemsProcessed(sent);
