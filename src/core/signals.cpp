@@ -92,11 +92,16 @@ void install_signal_handlers() {
   });
 }
 
+// The alternate stack the thread had before ours: a runtime may give every new thread one
+// (AddressSanitizer does) and free it when the thread ends, which it can only do if it finds it
+// in place again. Not read in a signal handler, so the TLS model does not matter.
+static thread_local stack_t previous_alternate{};
+
 void enter_thread_signals(thread_record& self) {
   stack_t alternate{};
   alternate.ss_sp = self.stack.signal_stack();
   alternate.ss_size = stack_region::signal_stack_size();
-  sigaltstack(&alternate, nullptr);
+  sigaltstack(&alternate, &previous_alternate);
 }
 
 void leave_thread_signals(thread_record& self) {
@@ -109,9 +114,16 @@ void leave_thread_signals(thread_record& self) {
     std::lock_guard guard(self.signal_lock);
     self.ended = true;
   }
-  stack_t off{};
-  off.ss_flags = SS_DISABLE;
-  sigaltstack(&off, nullptr);
+  // Give back the alternate stack the thread had before ours (none: disable it), so that
+  // whoever installed it can free it.
+  stack_t restored = previous_alternate;
+  if (restored.ss_sp == nullptr || (restored.ss_flags & SS_DISABLE) != 0) {
+    restored = stack_t{};
+    restored.ss_flags = SS_DISABLE;
+  } else {
+    restored.ss_flags = 0;
+  }
+  sigaltstack(&restored, nullptr);
 }
 
 void send_suspend_signal(thread_record& target) {
