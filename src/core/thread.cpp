@@ -1,6 +1,7 @@
 // Starting, ending and controlling threads; the public API of thread.hpp and binding.hpp.
 #include <cxxabi.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -85,6 +86,18 @@ void report_uncaught(const thread_record& self, const char* what) {
                self.name.c_str(), static_cast<unsigned long long>(self.id), what);
 }
 
+// Once the body is over, the thread runs only the library's code (printing an uncaught
+// exception, freeing the body's captures), which takes stdio's and malloc's locks: a suspend
+// signal parking it there would stop every thread that needs those locks. So no suspend from
+// here on; one already requested stays pending until the thread is gone.
+void end_suspension(thread_record& self) {
+  self.suspendable.store(false, std::memory_order_seq_cst);
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, suspend_signal());
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+}
+
 // The body always runs, even when killed before it started: a binding must get the chance to
 // release what the body holds (a native body meets the kill at its first call into mthread).
 void run_body(thread_record& self) {
@@ -94,13 +107,17 @@ void run_body(thread_record& self) {
   } catch (abi::__forced_unwind&) {
     throw;  // pthread_exit: let glibc finish unwinding; the finisher still runs
   } catch (const std::exception& e) {
+    end_suspension(self);
     report_uncaught(self, e.what());
   } catch (...) {
+    end_suspension(self);
     report_uncaught(self, "(not a std::exception)");
   }
+  end_suspension(self);
 }
 
 void finish(thread_record& self) {
+  end_suspension(self);
   // From here on a kill no longer throws: the captures' destructors may call into mthread.
   ++self.kill_deferrals;
   self.body = nullptr;
