@@ -47,3 +47,41 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(VENV) *.egg-info
+
+# --- Reliability (issue 6; docs/reliability.md) ---------------------------------------------
+# `make sanitize`: the C++ suite under ASan+UBSan and TSan, the Python suite against an
+# ASan+UBSan extension. `make fuzz SECONDS=N`: the libFuzzer harness for N seconds.
+# `make soak MINUTES=N`: the C++ soak and the Python soak for N minutes each.
+# `make reliability`: all three at CI sizes (60 s fuzz, 1 minute soak).
+SECONDS ?= 60
+MINUTES ?= 1
+RELIABILITY_PACKAGES := clang libclang-rt-14-dev gdb
+.PHONY: reliability-deps sanitize fuzz soak reliability
+
+reliability-deps: deps
+	@missing=$$(for p in $(RELIABILITY_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+sanitize: reliability-deps
+	JOBS=$(JOBS) PYTHON=$(PYTHON) bash tests/reliability/sanitize.sh
+
+fuzz: reliability-deps
+	JOBS=$(JOBS) bash tests/fuzz/run.sh $(SECONDS)
+
+soak: reliability-deps
+	cmake -S . -B build-soak -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMTHREAD_WERROR=ON \
+	  -DPython3_EXECUTABLE=$(PYTHON) -DMTHREAD_BUILD_TESTS=OFF -DMTHREAD_BUILD_EXAMPLES=OFF \
+	  -DMTHREAD_BUILD_RELIABILITY=ON >/dev/null
+	cmake --build build-soak -j $(JOBS) --target mthread_soak _mthread
+	build-soak/tests/reliability/mthread_soak --seconds $$(( $(MINUTES) * 60 ))
+	PYTHONPATH=build-soak/python MTHREAD_SOAK_SECONDS=$$(( $(MINUTES) * 60 )) \
+	  MTHREAD_TEST_PYTHON=$(PYTHON) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  --timeout=$$(( $(MINUTES) * 60 + 300 )) tests/python/test_soak.py
+
+reliability: sanitize
+	$(MAKE) fuzz SECONDS=60
+	$(MAKE) soak MINUTES=1

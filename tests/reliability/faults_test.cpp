@@ -36,6 +36,22 @@ constexpr bool under_sanitizer = false;
 constexpr bool under_sanitizer = false;
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+#else
+constexpr bool under_tsan = false;
+#endif
+
+// TSan refuses thread stacks below about 900 KiB and reports every SIGSEGV itself.
+#define SKIP_UNDER_TSAN() \
+  if (under_tsan) GTEST_SKIP() << "ThreadSanitizer handles SIGSEGV itself and needs big stacks"
+
 template <class Pred>
 bool eventually(Pred&& pred, std::chrono::nanoseconds timeout = 10s) {
   const auto deadline = clock_type::now() + timeout;
@@ -105,6 +121,7 @@ __attribute__((noinline)) int huge_frames(int depth) {
 }
 
 TEST_F(Faults, NativeStackOverflowStopsTheProcessNamingTheThread) {
+  SKIP_UNDER_TSAN();
   EXPECT_EXIT(
       {
         mthread::start_options options;
@@ -118,6 +135,7 @@ TEST_F(Faults, NativeStackOverflowStopsTheProcessNamingTheThread) {
 }
 
 TEST_F(Faults, HugeFramesAreCaughtByTheGuardZone) {
+  SKIP_UNDER_TSAN();
   EXPECT_EXIT(
       {
         const auto id = mthread::start_new_thread("huge-frames", [] { huge_frames(0); });

@@ -55,6 +55,21 @@ constexpr bool under_sanitizer = false;
 constexpr bool under_sanitizer = false;
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+#else
+constexpr bool under_tsan = false;
+#endif
+// TSan keeps about 900 KiB of its own state at the top of every thread stack and refuses
+// smaller ones: under it, "small" stacks are 1 MiB.
+constexpr std::size_t small_stack = under_tsan ? std::size_t{1} << 20 : mthread::min_stack_size;
+
 constexpr int max_slots = 64;
 constexpr std::uint64_t seq_bits = 40;
 constexpr std::uint64_t seq_mask = (std::uint64_t{1} << seq_bits) - 1;
@@ -291,7 +306,7 @@ bool random_operation(worker_state& w) {
       // A child started from a worker: sends to its parent and ends.
       const mthread::thread_id parent = w.self;
       mthread::start_options options;
-      options.stack_size = w.random.below(3) == 0 ? mthread::min_stack_size : 0;
+      options.stack_size = w.random.below(3) == 0 ? small_stack : 0;
       options.mailbox_depth = 1 + w.random.below(16);
       try {
         mthread::start_new_thread(options, "child", [parent] {
@@ -442,7 +457,7 @@ int main(int argc, char** argv) {
       char name[32];
       std::snprintf(name, sizeof name, "soak-%d", slot);
       mthread::start_options options;
-      options.stack_size = random.below(2) == 0 ? mthread::min_stack_size : 256u << 10;
+      options.stack_size = random.below(2) == 0 ? small_stack : small_stack * 2;
       options.mailbox_depth = 1 + random.below(12);
       const std::uint64_t worker_seed = random.next();
       slot_ids[slot] = mthread::start_new_thread(options, name, worker, slot, worker_seed);
@@ -488,7 +503,7 @@ int main(int argc, char** argv) {
           break;
       }
     }
-    if (rounds % 64 == 0) mthread::stack_size(random.below(2) == 0 ? 0 : mthread::min_stack_size);
+    if (rounds % 64 == 0) mthread::stack_size(random.below(2) == 0 ? 0 : small_stack);
   }
 
   // Time is up: stop the workers, resume every one, let them drain, and wait for all to end.
