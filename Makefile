@@ -37,6 +37,9 @@ test: venv
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
 
 demo: venv
+	@echo "== C++: examples/demo.cpp =="
+	$(BUILD)/examples/mthread_demo
+	@echo "== Python: examples/device_demo.py, a device script run by python -m mthread =="
 	$(VENV)/bin/python -m mthread examples/device_demo.py
 
 bench: deps
