@@ -447,6 +447,25 @@ def test_stack_size_clamped_down():
     assert mthread.stack_size(2 ** 62) == mthread.MAX_STACK_SIZE
 
 
+def test_ints_too_long_for_str_keep_their_exception_type():
+    huge = 10 ** 5000  # str(huge) raises ValueError: error messages must not need it
+    with pytest.raises(OverflowError, match="size"):
+        mthread.stack_size(huge)
+    with pytest.raises(ValueError, match="size"):
+        mthread.stack_size(-huge)
+    with pytest.raises(OverflowError, match="th_id"):
+        mthread.kill(huge)
+    with pytest.raises(ValueError, match="th_id"):
+        mthread.status(-huge)
+    with pytest.raises(OverflowError, match="value"):
+        mthread.notify(0, huge)
+    with pytest.raises(OverflowError, match="msg"):
+        mthread.sendmsg(0, -huge)
+    with pytest.raises(ValueError, match="ms"):
+        mthread.sleep_ms(-huge)
+    assert mthread.getmsg(huge // 10 ** 4990 * 0) == (0, 0, None)
+
+
 def test_stack_size_rounds_to_pages():
     page = os.sysconf("SC_PAGE_SIZE")
     got = mthread.stack_size(mthread.MIN_STACK_SIZE + 1)
