@@ -198,7 +198,8 @@ std::size_t max_threads() { return registry::instance().limit(); }
 void allow_suspend(bool allow) {
   api_call call;
   if (call.self() != nullptr && call.self()->type != thread_type::main) {
-    call.self()->suspendable.store(allow, std::memory_order_release);
+    // seq_cst: pairs with suspend()'s second look (no suspend after allow_suspend(false)).
+    call.self()->suspendable.store(allow, std::memory_order_seq_cst);
   }
 }
 
@@ -211,6 +212,14 @@ bool suspend(thread_id id) {
     return false;
   }
   if (target->suspend_requested.exchange(true, std::memory_order_seq_cst)) return false;
+  // allow_suspend(false) may have run between the check above and the request: then it either
+  // saw the request (and parked at its end, before returning: the undo wakes it) or we see its
+  // store here. Undo, so no thread is ever stopped after allow_suspend(false) returned.
+  if (!target->suspendable.load(std::memory_order_seq_cst)) {
+    target->suspend_requested.store(false, std::memory_order_seq_cst);
+    target->park.wake();
+    return false;
+  }
   if (target->preemptive()) {
     core::send_suspend_signal(*target);
   } else if (target->hooks) {

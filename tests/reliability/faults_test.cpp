@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mthread/mthread.hpp>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -322,6 +323,61 @@ TEST_F(Faults, AKilledSuspendedThreadEndsWithoutAResume) {
   ASSERT_EQ(mthread::status(id), mthread::thread_state::suspended);
   EXPECT_TRUE(mthread::kill(id));
   EXPECT_TRUE(mthread::join(id, 5s));
+}
+
+void spin(int rounds) {
+  std::atomic<int> counter{0};
+  for (int i = 0; i < rounds; ++i) counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+TEST_F(Faults, NoSuspendAfterAllowSuspendFalseReturns) {
+  // The pattern a program uses around a lock others need: stop allowing suspension, take the
+  // lock, give it back, allow again. A suspend racing allow_suspend(false) must either stop
+  // the thread before allow_suspend(false) returns or fail: never park it holding the lock.
+  std::mutex shared;
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> inside_while_suspended{0};
+  std::atomic<bool> in_lock{false};
+  const auto holder = mthread::start_new_thread("holder", [&] {
+    while (!done.load()) {
+      mthread::allow_suspend(true);
+      spin(50);
+      mthread::allow_suspend(false);
+      std::lock_guard guard(shared);
+      in_lock = true;
+      spin(200);
+      in_lock = false;
+    }
+  });
+  const auto suspender = mthread::start_new_thread("suspender", [&] {
+    while (!done.load()) {
+      if (mthread::suspend(holder)) {
+        if (in_lock.load()) {
+          // Give a parked holder a moment to be seen parked, then look again.
+          mthread::sleep_for(200us);
+          if (in_lock.load() && mthread::status(holder) == mthread::thread_state::suspended) {
+            inside_while_suspended++;
+          }
+        }
+        mthread::resume(holder);
+      }
+    }
+  });
+  const auto end = clock_type::now() + (under_sanitizer ? 3s : 2s);
+  while (clock_type::now() < end) {
+    std::unique_lock lock(shared, std::defer_lock);
+    const auto begin = clock_type::now();
+    while (!lock.try_lock()) {
+      ASSERT_LT(clock_type::now() - begin, 5s) << "the lock's holder stayed suspended";
+      std::this_thread::yield();
+    }
+  }
+  done = true;
+  EXPECT_TRUE(mthread::join(suspender, 10s));
+  mthread::resume(holder);
+  EXPECT_TRUE(mthread::join(holder, 10s));
+  EXPECT_EQ(inside_while_suspended.load(), 0u)
+      << "a thread was suspended after allow_suspend(false) returned";
 }
 
 // --- signals at every blocking call --------------------------------------------------------
