@@ -138,17 +138,19 @@ def test_a_killer_that_kills_itself():
 
 def test_kill_and_suspend_racing_on_one_thread_from_several_threads():
     for round_ in range(15):
-        ended = []
+        ended, inside = [], []
 
         def target():
             mthread.allowsuspend(True)
             try:
+                inside.append(True)
                 while True:
                     pass
             finally:
                 ended.append(True)
 
         t = start(target)
+        assert wait_until(lambda: inside)  # a kill before the try would skip the finally
 
         def racer(r):
             for i in range(150):
