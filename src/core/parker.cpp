@@ -32,12 +32,15 @@ std::int64_t now_ns() {
 }
 
 // The spin budget, in wall time (a pause instruction lasts 10 to 150 cycles, depending on the
-// CPU, so a count of rounds would mean anything from 10 to 200 µs). Longest: a hand-off through
-// an interpreter (a Python thread answering takes a few µs); waits longer than that are left to
-// the futex.
-constexpr std::int64_t max_spin_ns = 20'000;
-constexpr std::int64_t min_spin_ns = 500;
-constexpr std::uint32_t initial_spin_ns = 10'000;
+// CPU, so a count of rounds would mean anything from 10 to 200 µs). At most long enough to
+// catch a partner that answers through an interpreter (a Python thread takes the GIL and runs a
+// few lines) even when it was asleep itself (waking a sleeping thread takes up to 30 µs on a
+// virtual machine).
+constexpr std::int64_t max_spin_ns = 50'000;
+constexpr std::int64_t min_spin_ns = 1'000;
+constexpr std::uint32_t initial_spin_ns = 20'000;
+// Past this, the spin yields the CPU now and then: a thread that needs this CPU gets it.
+constexpr std::int64_t pure_spin_ns = 10'000;
 
 }  // namespace
 
@@ -49,7 +52,11 @@ void parker::wait(std::uint32_t seen, const timespec* deadline) {
   for (unsigned i = 1;; ++i) {
     if (word_.load(std::memory_order_acquire) != seen) return;
     cpu_relax();
-    if ((i & 7) == 0 && now_ns() - start >= budget) break;
+    if ((i & 7) == 0) {
+      const std::int64_t spun = now_ns() - start;
+      if (spun >= budget) break;
+      if (spun >= pure_spin_ns && (i & 63) == 0) sched_yield();
+    }
   }
   const int spun_on = sched_getcpu();
   sleeping_.store(true, std::memory_order_seq_cst);
@@ -61,16 +68,18 @@ void parker::wait(std::uint32_t seen, const timespec* deadline) {
   // stretches the total time.
   futex(&word_, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen, deadline, FUTEX_BITSET_MATCH_ANY);
   sleeping_.store(false, std::memory_order_relaxed);
-  // Adapt: a wake that came soon after the wait began would have been caught by a longer spin;
-  // a late one (or none: a timeout) says spinning here is wasted, and so does a waker that ran
-  // on the CPU this thread spun on (it could not run before the spin ended).
-  const std::int64_t woken_after = word_.load(std::memory_order_relaxed) != seen
-                                       ? woken_at_.load(std::memory_order_relaxed) - start
-                                       : -1;
-  const bool waker_needed_this_cpu = woken_from_.load(std::memory_order_relaxed) == spun_on;
+  // Adapt. A waker that ran on the CPU this thread spun on could only run once the spin ended
+  // (the two threads share a CPU: the machine is busy): spinning is in the way, stop. A wake
+  // within the longest spin from elsewhere would have been caught by spinning: spin fully. A
+  // later one, or none (a timeout), says spinning here is wasted: halve the spin.
   std::int64_t next = budget / 2;
-  if (woken_after >= 0 && woken_after < max_spin_ns && !waker_needed_this_cpu) {
-    next = std::max(budget, woken_after + woken_after / 2);
+  if (word_.load(std::memory_order_relaxed) != seen) {
+    const std::int64_t woken_after = woken_at_.load(std::memory_order_relaxed) - start;
+    if (woken_from_.load(std::memory_order_relaxed) == spun_on) {
+      next = min_spin_ns;
+    } else if (woken_after >= 0 && woken_after < max_spin_ns) {
+      next = max_spin_ns;
+    }
   }
   spin_ns_.store(static_cast<std::uint32_t>(std::clamp(next, min_spin_ns, max_spin_ns)),
                  std::memory_order_relaxed);

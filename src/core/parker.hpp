@@ -26,9 +26,8 @@ class parker {
   // scheduler (tens of microseconds on a busy machine). How long it spins adapts to how soon
   // the wakes of this parker come: wakers that answer within microseconds (a ping-pong
   // partner) keep the spin long enough to catch them; waits that last longer than any
-  // reasonable spin (a join, an idle thread), and wakers that could only run once the spinner
-  // let go of their CPU (a busy machine), shrink it to almost nothing, so that it does not burn
-  // a core that another thread needs.
+  // reasonable spin (an idle thread), and wakers that could only run once the spinner let go of
+  // their CPU (a busy machine), shrink it to almost nothing.
   void wait(std::uint32_t seen, const timespec* deadline);
 
   void wake();
