@@ -537,6 +537,70 @@ def test_deep_recursion_through_c_on_default_stack():
     assert error is None and result == "x"
 
 
+def test_default_stack_holds_what_a_threading_stack_holds():
+    """Recursion through C 8000 deep, the recursion limit raised to allow it: fine on a
+    threading.Thread's stack, so fine on a managed thread's default stack."""
+    result = run_python("""
+        import sys, threading, mthread
+        sys.setrecursionlimit(8200)
+        def deep(n):
+            return 0 if n == 0 else 1 + next(map(deep, [n - 1]))
+        out = []
+        t = threading.Thread(target=lambda: out.append(deep(8000)))
+        t.start(); t.join()
+        tid = mthread.start_new_thread("deep", lambda: out.append(deep(8000)), ())
+        while mthread.status(tid) != mthread.TERMINATED:
+            mthread.sleep_ms(5)
+        print(out)
+    """)
+    assert_clean_exit(result.returncode, result.stderr, {0})
+    assert result.stdout.strip() == "[8000, 8000]"
+
+
+def test_stack_overflow_stops_process_naming_thread():
+    result = run_python("""
+        import sys, mthread
+        sys.setrecursionlimit(10 ** 6)
+        def deep(n):
+            return 1 + next(map(deep, [n + 1]))
+        mthread.start_new_thread("overflower", deep, (0,), stacksize=mthread.MIN_STACK_SIZE)
+        mthread.sleep(30)
+        print("survived")
+    """)
+    assert "survived" not in result.stdout
+    assert result.returncode != 0
+    assert '"overflower"' in result.stderr and str(mthread_min()) in result.stderr, result.stderr
+
+
+def mthread_min():
+    return mthread.MIN_STACK_SIZE
+
+
+def test_start_from_foreign_thread_and_control_from_it():
+    out = {}
+    counter = [0]
+
+    def spin():
+        mthread.allowsuspend(True)
+        while True:
+            counter[0] += 1
+
+    def foreign():
+        tid = mthread.start_new_thread("from foreign", spin, ())
+        out["tid"] = tid
+        while counter[0] == 0:
+            mthread.sleep_ms(1)
+        out["suspend"] = mthread.suspend(tid)
+        out["resume"] = mthread.resume(tid)
+        out["kill"] = mthread.kill(tid)
+
+    t = threading.Thread(target=foreign)
+    t.start()
+    t.join(SHORT)
+    assert out.get("suspend") and out.get("resume") and out.get("kill"), out
+    assert wait_until(lambda: gone(out["tid"]))
+
+
 def test_max_used_grows_with_recursion():
     def deep(n):
         if n == 0:
