@@ -49,7 +49,7 @@ parker::parker() : spin_ns_(initial_spin_ns) {}
 void parker::wait(std::uint32_t seen, const timespec* deadline) {
   const std::int64_t start = now_ns();
   const std::int64_t budget = spin_ns_.load(std::memory_order_relaxed);
-  for (unsigned i = 1;; ++i) {
+  for (unsigned i = 1; budget > 0; ++i) {
     if (word_.load(std::memory_order_acquire) != seen) return;
     cpu_relax();
     if ((i & 7) == 0) {
@@ -69,19 +69,19 @@ void parker::wait(std::uint32_t seen, const timespec* deadline) {
   futex(&word_, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen, deadline, FUTEX_BITSET_MATCH_ANY);
   sleeping_.store(false, std::memory_order_relaxed);
   // Adapt. A waker that ran on the CPU this thread spun on could only run once the spin ended
-  // (the two threads share a CPU: the machine is busy): spinning is in the way, stop. A wake
+  // (the two threads share a CPU: the machine is busy): spinning is in the way, do not. A wake
   // within the longest spin from elsewhere would have been caught by spinning: spin fully. A
   // later one, or none (a timeout), says spinning here is wasted: halve the spin.
-  std::int64_t next = budget / 2;
+  std::int64_t next = std::max(budget / 2, min_spin_ns);
   if (word_.load(std::memory_order_relaxed) != seen) {
     const std::int64_t woken_after = woken_at_.load(std::memory_order_relaxed) - start;
     if (woken_from_.load(std::memory_order_relaxed) == spun_on) {
-      next = min_spin_ns;
+      next = 0;
     } else if (woken_after >= 0 && woken_after < max_spin_ns) {
       next = max_spin_ns;
     }
   }
-  spin_ns_.store(static_cast<std::uint32_t>(std::clamp(next, min_spin_ns, max_spin_ns)),
+  spin_ns_.store(static_cast<std::uint32_t>(std::min(next, max_spin_ns)),
                  std::memory_order_relaxed);
 }
 
