@@ -1,4 +1,5 @@
 """What the extension needs from Python to run a thread as a CPython user expects."""
+import sys
 import threading
 import types
 
@@ -20,6 +21,12 @@ def thread_began(name):
     thread's name."""
     dummy = threading._DummyThread()  # registers itself under get_ident()
     dummy.name = name
+    # As a threading.Thread does: the tracer and profiler set for new threads with
+    # threading.settrace()/setprofile() (coverage, debuggers) run in this one too.
+    if threading._trace_hook is not None:
+        sys.settrace(threading._trace_hook)
+    if threading._profile_hook is not None:
+        sys.setprofile(threading._profile_hook)
 
 
 def thread_ended():

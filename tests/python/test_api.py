@@ -907,3 +907,31 @@ def test_device_example_suspend_resume_kill_from_repl():
     assert mthread.kill(tid)
     assert wait_until(lambda: gone(tid))
     assert tid not in others()
+
+
+def test_threading_settrace_and_setprofile_reach_managed_threads():
+    """Like a threading.Thread, a managed thread runs the tracer and profiler set with
+    threading.settrace()/setprofile(), so coverage and debuggers see its code."""
+    traced, profiled = [], []
+
+    def tracer(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "traced_body":
+            traced.append(threading.current_thread().name)
+        return None
+
+    def profiler(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "traced_body":
+            profiled.append(True)
+
+    def traced_body():
+        return 1
+
+    threading.settrace(tracer)
+    threading.setprofile(profiler)
+    try:
+        tid = mthread.start_new_thread("covered", traced_body, ())
+        assert wait_until(lambda: gone(tid))
+    finally:
+        threading.settrace(None)
+        threading.setprofile(None)
+    assert traced == ["covered"] and profiled == [True]
