@@ -183,7 +183,12 @@ def machine():
         commit = commit.stdout.strip() or None
     except OSError:
         commit = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+    try:
+        with open("/proc/loadavg") as f:
+            load = " ".join(f.read().split()[:3])
+    except OSError:
+        load = "?"
+    return {"cpu": cpu, "cores": os.cpu_count(), "load": load, "kernel": platform.release(),
             "os": platform.platform(), "python": "/usr/bin/python3 " + platform.python_version(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": commit}
@@ -221,7 +226,7 @@ def markdown_table(rows, info, notes):
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines.append(f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, "
-                 f"{info['python']}; {info['date']}"
+                 f"{info['python']}, load average {info['load']} at the end; {info['date']}"
                  + (f", commit {info['commit']}" if info.get("commit") else "") + ".")
     lines.extend(notes)
     return "\n".join(lines) + "\n"
@@ -261,7 +266,8 @@ def main():
         notes.append("Note: the Python module was not built, so the Python figures are missing.")
     print(plain_table(rows))
     print()
-    print(f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}; {info['date']}")
+    print(f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, load average "
+          f"{info['load']} at the end; {info['date']}")
     for n in notes:
         print(n)
     if args.out:
