@@ -70,6 +70,11 @@ for program in messaging_bench lifecycle_bench; do
 done
 rm -rf "$results"
 mkdir -p "$results"
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ -z "$smoke" ] && awk -v n="$(nproc)" '{exit !($1 > n / 2)}' /proc/loadavg; then
+  echo "   (load average $load_at_start on $(nproc) cores: other work competes for the CPUs, and"
+  echo "    spinning hand-offs suffer most; the figures below are of a busy machine)"
+fi
 log="$results/console.log"
 
 gbench=(--benchmark_repetitions="$reps" --benchmark_min_time="$min_time"
@@ -113,7 +118,8 @@ else
 fi
 
 echo
-report=("$python" "$here/report.py" "$results" --out "$out")
+report=("$python" "$here/report.py" "$results" --out "$out"
+        --note "load average at the start: $load_at_start")
 if [ -n "$smoke" ]; then
   report+=(--smoke --note "smoke run: workloads too small for the figures to mean anything")
   "${report[@]}" >"$results/table.txt"
