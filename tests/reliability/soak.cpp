@@ -20,6 +20,7 @@
 // thread too, which no library can prevent (see docs/reliability.md). Odd slots do everything.
 #include <dirent.h>
 #include <malloc.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -94,25 +95,44 @@ struct rng {
 };
 
 // --- the ledger ----------------------------------------------------------------------------
+// A ring of commits: workers add (lock-free, no allocation), the main thread drains it as it
+// goes and settles every (sender, receiver) pair once both threads are gone, so a soak of any
+// length needs no more memory than the pairs still open.
 struct commit {
   std::atomic<std::uint64_t> sender{0};
   std::atomic<std::uint64_t> receiver{0};
   std::atomic<std::uint64_t> count{0};
-  std::atomic<int> kind{0};  // 1: accepted by sender, 2: received by receiver
+  std::atomic<int> kind{0};  // 0 free, 1: accepted by sender, 2: received by receiver, 3: read all
 };
 
 struct ledger {
   explicit ledger(std::size_t capacity) : entries(capacity) {}
-  std::vector<commit> entries;
-  std::atomic<std::size_t> used{0};
+  std::vector<commit> entries;  // a power of two
+  std::atomic<std::size_t> claimed{0};
+  std::atomic<std::size_t> consumed{0};
   void add(int kind, std::uint64_t sender, std::uint64_t receiver, std::uint64_t count) {
     if (count == 0) return;
-    const std::size_t at = used.fetch_add(1);
-    if (at >= entries.size()) fail("ledger full: raise its capacity");
-    entries[at].sender.store(sender);
-    entries[at].receiver.store(receiver);
-    entries[at].count.store(count);
-    entries[at].kind.store(kind, std::memory_order_release);
+    const std::size_t at = claimed.fetch_add(1);
+    while (at - consumed.load(std::memory_order_acquire) >= entries.size()) sched_yield();
+    commit& c = entries[at & (entries.size() - 1)];
+    c.sender.store(sender, std::memory_order_relaxed);
+    c.receiver.store(receiver, std::memory_order_relaxed);
+    c.count.store(count, std::memory_order_relaxed);
+    c.kind.store(kind, std::memory_order_release);
+  }
+  // The main thread only: hands each published commit, in order, to `take`.
+  template <class Take>
+  void drain(Take&& take) {
+    std::size_t at = consumed.load(std::memory_order_relaxed);
+    while (at < claimed.load()) {
+      commit& c = entries[at & (entries.size() - 1)];
+      const int kind = c.kind.load(std::memory_order_acquire);
+      if (kind == 0) break;  // claimed, not yet written: later
+      take(kind, c.sender.load(std::memory_order_relaxed),
+           c.receiver.load(std::memory_order_relaxed), c.count.load(std::memory_order_relaxed));
+      c.kind.store(0, std::memory_order_relaxed);
+      consumed.store(++at, std::memory_order_release);
+    }
   }
 };
 
@@ -365,6 +385,64 @@ void worker(int slot, std::uint64_t seed) {
 
 namespace {
 
+// The main thread's side of the ledger.
+struct accounts {
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::pair<std::uint64_t, std::uint64_t>> open;
+  std::vector<bool> read_all;  // by receiver id
+  std::uint64_t accepted = 0, received = 0, freed = 0, settled_pairs = 0;
+
+  void take(int kind, std::uint64_t sender, std::uint64_t receiver, std::uint64_t count) {
+    if (kind == 3) {
+      if (receiver >= read_all.size()) read_all.resize(receiver * 2 + 1024);
+      read_all[receiver] = true;
+      return;
+    }
+    auto& totals = open[{sender, receiver}];
+    (kind == 1 ? totals.first : totals.second) += count;
+  }
+
+  void settle(std::uint64_t sender, std::uint64_t receiver, std::uint64_t in, std::uint64_t out) {
+    const bool complete = receiver < read_all.size() && read_all[receiver];
+    if (out > in || (complete && out != in)) {
+      std::fprintf(stderr,
+                   "pair %" PRIu64 " -> %" PRIu64 ": %" PRIu64 " received of %" PRIu64
+                   " accepted%s\n",
+                   sender, receiver, out, in, complete ? " (the receiver read to the end)" : "");
+      fail(out > in ? "more messages received than accepted"
+                    : "a receiver that read its mailbox to the end missed accepted messages");
+    }
+    accepted += in;
+    received += out;
+    freed += in - out;
+    ++settled_pairs;
+  }
+
+  // Settles the pairs whose threads were both gone before every commit so far was drained.
+  void settle_gone(ledger& book, bool everything) {
+    const auto gone = [](std::uint64_t id) {
+      return mthread::status(id) == mthread::thread_state::terminated;
+    };
+    if (everything) {  // every thread is gone: every commit is written
+      book.drain(
+          [&](int k, std::uint64_t a, std::uint64_t b, std::uint64_t n) { take(k, a, b, n); });
+    }
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> ready;
+    for (const auto& entry : open) {
+      if (everything || (gone(entry.first.first) && gone(entry.first.second))) {
+        ready.push_back(entry.first);
+      }
+    }
+    const std::size_t upto = book.claimed.load();
+    book.drain([&](int k, std::uint64_t a, std::uint64_t b, std::uint64_t n) { take(k, a, b, n); });
+    if (book.consumed.load() < upto) return;  // a commit still being written: next time
+    for (const auto& pair : ready) {
+      const auto it = open.find(pair);
+      settle(pair.first, pair.second, it->second.first, it->second.second);
+      open.erase(it);
+    }
+  }
+};
+
 struct resources {
   long rss_kib = 0;
   int maps = 0;
@@ -415,8 +493,9 @@ int main(int argc, char** argv) {
   }
   std::printf("soak: %.0f s, %d slots, seed %" PRIu64 "\n", seconds, slot_count, seed);
   std::fflush(stdout);
-  ledger book(std::size_t{1} << 20);
+  ledger book(std::size_t{1} << 16);
   the_ledger = &book;
+  accounts ledger_accounts;
 
   // Warm up: a round of threads that use the stacks, the allocator's arenas and the reaper,
   // so the baseline includes what stays by design (the stack cache, malloc's arenas).
@@ -504,6 +583,10 @@ int main(int argc, char** argv) {
       }
     }
     if (rounds % 64 == 0) mthread::stack_size(random.below(2) == 0 ? 0 : small_stack);
+    book.drain([&](int k, std::uint64_t a, std::uint64_t b, std::uint64_t n) {
+      ledger_accounts.take(k, a, b, n);
+    });
+    if (rounds % 256 == 0) ledger_accounts.settle_gone(book, false);
   }
 
   // Time is up: stop the workers, resume every one, let them drain, and wait for all to end.
@@ -515,6 +598,9 @@ int main(int argc, char** argv) {
     // Workers drain until every sender has left its loop of random operations.
     if (in_loop.load() == 0) senders_done = true;
     main_state.received(mthread::get_msg());
+    book.drain([&](int k, std::uint64_t a, std::uint64_t b, std::uint64_t n) {
+      ledger_accounts.take(k, a, b, n);
+    });
     if (clock_type::now() > stop_deadline) {
       dump_everything();
       fail("threads did not end after the soak");
@@ -527,39 +613,12 @@ int main(int argc, char** argv) {
   watchdog_stop = true;
   watchdog.join();
 
-  // The ledger: per (sender, receiver) incarnation pair, accepted vs received.
-  std::map<std::pair<std::uint64_t, std::uint64_t>, std::pair<std::uint64_t, std::uint64_t>> pairs;
-  const std::size_t used = std::min(book.used.load(), book.entries.size());
-  for (std::size_t i = 0; i < used; ++i) {
-    const commit& c = book.entries[i];
-    auto& totals = pairs[{c.sender.load(), c.receiver.load()}];
-    (c.kind.load() == 1 ? totals.first : totals.second) += c.count.load();
-  }
-  std::vector<std::uint64_t> complete;  // receivers that read everything
-  for (std::size_t i = 0; i < used; ++i) {
-    if (book.entries[i].kind.load() == 3) complete.push_back(book.entries[i].receiver.load());
-  }
-  std::sort(complete.begin(), complete.end());
-  std::uint64_t accepted = 0, received = 0, freed = 0;
-  for (const auto& [pair, totals] : pairs) {
-    if (pair.first == 0) continue;  // the completion marks
-    if (std::binary_search(complete.begin(), complete.end(), pair.second) &&
-        totals.second != totals.first) {
-      std::fprintf(
-          stderr, "pair %" PRIu64 " -> %" PRIu64 ": %" PRIu64 " received of %" PRIu64 " accepted\n",
-          pair.first, pair.second, totals.second, totals.first);
-      fail("a receiver that read its mailbox to the end missed accepted messages");
-    }
-    accepted += totals.first;
-    received += totals.second;
-    if (totals.second > totals.first) {
-      std::fprintf(
-          stderr, "pair %" PRIu64 " -> %" PRIu64 ": %" PRIu64 " received of %" PRIu64 " accepted\n",
-          pair.first, pair.second, totals.second, totals.first);
-      fail("more messages received than accepted");
-    }
-    freed += totals.first - totals.second;
-  }
+  // Every thread is gone: settle every pair that is left.
+  ledger_accounts.settle_gone(book, true);
+  if (!ledger_accounts.open.empty()) fail("commits still unwritten after every thread ended");
+  const std::uint64_t accepted = ledger_accounts.accepted;
+  const std::uint64_t received = ledger_accounts.received;
+  const std::uint64_t freed = ledger_accounts.freed;
   // Messages still unread at the end belong to receivers that were killed or ended early: the
   // receivers that ran to the end drained everything.
   const resources after = measure();
