@@ -70,6 +70,11 @@ class python_thread final : public thread_hooks {
       if (tstate_ == nullptr || body_done_) return;
       PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate_->thread_id), killed_type);
       install_tracer();
+      try {
+        drop_ignored_kills();
+      } catch (py::error_already_set& e) {
+        e.discard_as_unraisable("mthread: installing the ThreadKilled filter");
+      }
     });
   }
 
@@ -83,17 +88,18 @@ class python_thread final : public thread_hooks {
   }
 
   void call_function() {
+    // A kill may land while thread_began runs, too: it ends the thread as silently as one in
+    // the body, and thread_ended (which a kill no longer reaches) still cleans up.
     try {
-      auto glue = py::module_::import("mthread._glue");
-      glue.attr("thread_began")(name_);
-      try {
-        entry_(func_, args_, kwargs_);
-        body_done();
-      } catch (py::error_already_set& e) {
-        body_done();
-        if (!e.matches(PyExc_SystemExit)) report(e);
-      }
-      glue.attr("thread_ended")();
+      py::module_::import("mthread._glue").attr("thread_began")(name_);
+      entry_(func_, args_, kwargs_);
+      body_done();
+    } catch (py::error_already_set& e) {
+      body_done();
+      if (!e.matches(PyExc_SystemExit)) report(e);
+    }
+    try {
+      py::module_::import("mthread._glue").attr("thread_ended")();
     } catch (py::error_already_set& e) {
       report(e);
     }
@@ -231,6 +237,30 @@ void discard_pending_kill() {
   Py_XDECREF(PyObject_CallNoArgs(delivery_probe));
   PyErr_Clear();
   PyErr_Restore(type, value, traceback);
+}
+
+void drop_ignored_kills() {
+  // A ThreadKilled that lands in a finalizer (__del__, a weakref callback) cannot be raised
+  // there: Python hands it to sys.unraisablehook, which prints "Exception ignored in: ...".
+  // The kill is not lost (it is raised again at the thread's next line), so a filter in front
+  // of the hook drops it. The filter is C code: a Python one would be interrupted by the same
+  // kill. Installed at the first kill, so `import mthread` alone changes nothing; a hook set
+  // later replaces it until the next kill.
+  static PyObject* filter = nullptr;  // never released: it may run until the process ends
+  py::module_ sys = py::module_::import("sys");
+  py::object current = sys.attr("unraisablehook");
+  if (filter != nullptr && current.ptr() == filter) return;
+  py::cpp_function hook(
+      [previous = current](py::object unraisable) {
+        py::object value = unraisable.attr("exc_value");
+        if (PyErr_GivenExceptionMatches(value.ptr(), killed_type) != 0) return;
+        previous(unraisable);
+      },
+      py::name("unraisablehook"),
+      py::doc("mthread's filter: drops a kill's ThreadKilled that landed in a finalizer (it is "
+              "raised again at the thread's next line), passes the rest on."));
+  filter = hook.release().ptr();
+  sys.attr("unraisablehook") = py::handle(filter);
 }
 
 bool in_main_thread() { return get_self_id() == get_repl_id(); }

@@ -36,6 +36,10 @@ std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeou
 // yet delivered. Needs the GIL; keeps the error indicator as it was.
 void discard_pending_kill();
 
+// Puts a filter in front of sys.unraisablehook that drops a kill's ThreadKilled delivered
+// inside a finalizer. Needs the GIL.
+void drop_ignored_kills();
+
 // True while the calling thread handles a ThreadKilled (in an except or finally block).
 bool handling_thread_killed();
 

@@ -412,3 +412,57 @@ def test_traced_code_still_runs_after_kills():
     """, timeout=30)
     assert_clean_exit(result.returncode, result.stderr, {0})
     assert result.stdout.strip() == "ok"
+
+
+def test_kill_landing_in_finalizers_is_silent():
+    """A ThreadKilled delivered inside __del__ or a weakref callback cannot be raised there;
+    the kill must stay silent (no "Exception ignored in ...") and still end the thread."""
+    result = run_python("""
+        import mthread, time, weakref
+        class Node:
+            def __del__(self):
+                x = 0
+                for i in range(50):
+                    x += i
+        class Target:
+            pass
+        def body():
+            while True:
+                n = Node()
+                del n
+                t = Target()
+                r = weakref.ref(t, lambda ref: sum(range(30)))
+                del t
+        for i in range(100):
+            tid = mthread.start_new_thread("churner", body, ())
+            time.sleep(0.001 * (i % 4))
+            mthread.kill(tid)
+            while mthread.status(tid) != mthread.TERMINATED:
+                time.sleep(0.001)
+        print("done")
+    """, timeout=120)
+    assert_clean_exit(result.returncode, result.stderr, {0})
+    assert result.stdout.strip() == "done"
+    assert "Exception ignored" not in result.stderr, result.stderr[:3000]
+    assert "ThreadKilled" not in result.stderr, result.stderr[:3000]
+
+
+def test_other_unraisable_exceptions_still_reported_after_kills():
+    result = run_python("""
+        import sys, mthread, time
+        seen = []
+        sys.unraisablehook = lambda u: seen.append(type(u.exc_value).__name__)
+        tid = mthread.start_new_thread("t", mthread.sleep, (100,))
+        while mthread.status(tid) != mthread.WAITING:
+            time.sleep(0.001)
+        mthread.kill(tid)
+        while mthread.status(tid) != mthread.TERMINATED:
+            time.sleep(0.001)
+        class Bad:
+            def __del__(self):
+                raise ValueError("from __del__")
+        Bad()
+        print(seen)
+    """)
+    assert_clean_exit(result.returncode, result.stderr, {0})
+    assert result.stdout.strip() == "['ValueError']"
