@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <memory>
+
 namespace mthread::core {
 namespace {
 
@@ -31,21 +33,21 @@ constexpr std::uint64_t full_with(std::uint64_t position) {
 }  // namespace
 
 mailbox::~mailbox() {
-  delete[] ring_.load(std::memory_order_acquire);
+  // Takes back the ownership that ring_for_sender() handed to the atomic pointer.
+  std::unique_ptr<cell[]> owned(ring_.load(std::memory_order_acquire));
 }
 
 mailbox::cell* mailbox::ring_for_sender() {
   cell* ring = ring_.load(std::memory_order_acquire);
   if (ring != nullptr) return ring;
-  cell* fresh = new cell[depth_];
+  auto fresh = std::make_unique<cell[]>(depth_);
   for (std::size_t i = 0; i < depth_; ++i)
     fresh[i].sequence.store(empty_for(i), std::memory_order_relaxed);
-  if (ring_.compare_exchange_strong(ring, fresh, std::memory_order_acq_rel,
+  if (ring_.compare_exchange_strong(ring, fresh.get(), std::memory_order_acq_rel,
                                     std::memory_order_acquire)) {
-    return fresh;
+    return fresh.release();  // owned by ring_ from now on
   }
-  delete[] fresh;  // another sender was first
-  return ring;
+  return ring;  // another sender was first; `fresh` goes away
 }
 
 bool mailbox::push(message&& m) {
@@ -102,7 +104,7 @@ void mailbox::close() {
   closed_.store(true, std::memory_order_seq_cst);
   while (senders_.load(std::memory_order_seq_cst) != 0) sched_yield();
   receiver_ring_.store(nullptr, std::memory_order_relaxed);
-  delete[] ring_.exchange(nullptr, std::memory_order_acq_rel);
+  std::unique_ptr<cell[]> owned(ring_.exchange(nullptr, std::memory_order_acq_rel));
 }
 
 }  // namespace mthread::core
