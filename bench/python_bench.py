@@ -166,8 +166,8 @@ def notify_rtt_mthread(n):
 # ---- one-way throughput ----------------------------------------------------------------------
 # Default depth on both sides (8). A full mailbox refuses at once, so the mthread sender yields
 # with mthread.sleep_ms(0) (lets go of the GIL) and retries; queue.Queue.put blocks until there
-# is room. (time.sleep(0) as the yield gives a quarter of the rate: after it the sender waits
-# for the GIL behind the receiver, one GIL convoy per refused send.)
+# is room. (Whether the receiver wins the GIL released by a refused send varies from run to
+# run; time.sleep(0) as the yield gives a steadier but not a higher rate.)
 
 def _sink(main, n):
     expected = 0
