@@ -407,3 +407,22 @@ def test_ctrl_c_at_exit_with_threads_in_every_state_exits_cleanly():
         err = err.decode("utf-8", "replace")
     assert_clean_exit(process.returncode, err)
     assert "Traceback" not in err or "KeyboardInterrupt" in err, err
+
+
+# --- nothing left behind -------------------------------------------------------------------
+
+def test_python_threads_leave_no_python_object_behind():
+    """Every Python thread left an empty dict behind (found by the soak's block count)."""
+    import gc
+
+    def run(count):
+        for _ in range(count):
+            mthread.start_new_thread("brief", int, ())
+        assert wait_until(lambda: not others(), timeout=LONG)
+
+    run(100)
+    gc.collect()
+    before = sys.getallocatedblocks()
+    run(3000)
+    gc.collect()
+    assert sys.getallocatedblocks() - before < 1000
