@@ -23,7 +23,8 @@ deps:
 	fi
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DMTHREAD_WERROR=ON -DPython3_EXECUTABLE=$(PYTHON)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DMTHREAD_WERROR=ON \
+	  -DMTHREAD_BUILD_BENCH=ON -DPython3_EXECUTABLE=$(PYTHON)
 	cmake --build $(BUILD) -j $(JOBS)
 
 # A virtual environment on Debian's python3 with the mthread package installed, built by

@@ -85,6 +85,8 @@ py::tuple getmsg(py::object timeout_ms) {
     raise(error_type(), "getmsg(timeout_ms) needs a thread mthread knows (the main thread or one "
                         "it started): no message can ever reach this one");
   }
+  // A message already there costs no GIL hand-off.
+  if (message ready = get_msg(); ready.type != msg_type::none) return message_tuple(ready);
   const auto received = wait_without_gil<message>(timeout, [](std::chrono::nanoseconds slice) {
     message m = get_msg(std::chrono::ceil<std::chrono::milliseconds>(slice));
     return m.type == msg_type::none ? std::nullopt : std::optional<message>(std::move(m));
@@ -101,6 +103,8 @@ py::object wait_notification(py::object timeout_ms) {
     raise(error_type(), "wait() needs a thread mthread knows (the main thread or one it "
                         "started): no notification can ever reach this one");
   }
+  // A notification already there costs no GIL hand-off.
+  if (const std::uint32_t pending = get_notification(); pending != 0) return py::int_(pending);
   const auto value = wait_without_gil<std::uint32_t>(timeout, [](std::chrono::nanoseconds slice) {
     return mthread::wait(std::chrono::ceil<std::chrono::milliseconds>(slice));
   });
