@@ -50,7 +50,8 @@ struct thread_info {
 
 // Limits, in bytes. Sizes below the minimum are clamped up (as the device clamps), above the
 // maximum clamped down; every size is rounded up to whole pages.
-inline constexpr std::size_t default_stack_size = 8u << 20;  // like a std::thread or threading.Thread
+inline constexpr std::size_t default_stack_size = 8u
+                                                  << 20;  // like a std::thread or threading.Thread
 inline constexpr std::size_t min_stack_size = 128u << 10;
 inline constexpr std::size_t max_stack_size = 1u << 30;
 

@@ -36,14 +36,14 @@ struct thread_record {
 
   std::shared_ptr<thread_hooks> hooks;
   std::function<void()> body;
-  stack_region stack;        // empty for the main thread
-  pthread_t handle{};        // set by the thread itself before it can be suspended
+  stack_region stack;  // empty for the main thread
+  pthread_t handle{};  // set by the thread itself before it can be suspended
 
   std::atomic<bool> suspendable{false};
   std::atomic<bool> suspend_requested{false};
   std::atomic<bool> kill_requested{false};
   std::atomic<bool> waiting{false};
-  int kill_deferrals = 0;    // touched by the thread itself only
+  int kill_deferrals = 0;  // touched by the thread itself only
 
   // > 0 while the thread is inside the core (and may hold a lock of the core's): a suspend
   // signal arriving then only leaves the request, and the end of the section parks.

@@ -50,7 +50,9 @@ thread_record* registry::self() {
   return current;
 }
 
-void registry::set_self(thread_record* record) { current = record; }
+void registry::set_self(thread_record* record) {
+  current = record;
+}
 
 void registry::add(record_ptr record) {
   std::lock_guard guard(lock_);
@@ -97,9 +99,8 @@ std::vector<record_ptr> registry::all() const {
     result.reserve(threads_.size());
     for (const auto& entry : threads_) result.push_back(entry.second);
   }
-  std::sort(result.begin(), result.end(), [](const record_ptr& a, const record_ptr& b) {
-    return a->id < b->id;
-  });
+  std::sort(result.begin(), result.end(),
+            [](const record_ptr& a, const record_ptr& b) { return a->id < b->id; });
   return result;
 }
 

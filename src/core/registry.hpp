@@ -5,11 +5,11 @@
 #include <atomic>
 #include <cstddef>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
-#include <utility>
-#include <mutex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/no_destroy.hpp"

@@ -25,7 +25,9 @@ void write_text(const char* text, std::size_t length) {
     length -= static_cast<std::size_t>(done);
   }
 }
-void write_text(const char* text) { write_text(text, std::strlen(text)); }
+void write_text(const char* text) {
+  write_text(text, std::strlen(text));
+}
 void write_number(unsigned long long value) {
   char digits[24];
   int at = sizeof digits;
@@ -74,7 +76,9 @@ void on_fault(int signal, siginfo_t* info, void* context) {
 
 }  // namespace
 
-int suspend_signal() { return SIGRTMIN + 4; }
+int suspend_signal() {
+  return SIGRTMIN + 4;
+}
 
 void install_signal_handlers() {
   static std::once_flag once;

@@ -48,7 +48,8 @@ stack_region::stack_region(std::size_t usable) {
   const std::size_t page = page_size();
   const std::size_t below = page + signal_stack_size() + guard_zone;
   mapped_ = below + usable;
-  void* base = mmap(nullptr, mapped_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* base =
+      mmap(nullptr, mapped_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) {
     throw error("mthread: cannot map a thread stack of " + std::to_string(usable) +
                 " bytes: " + std::strerror(errno));
@@ -67,9 +68,13 @@ stack_region::stack_region(std::size_t usable) {
   madvise(base_, mapped_, MADV_NOHUGEPAGE);
 }
 
-stack_region::~stack_region() { release(); }
+stack_region::~stack_region() {
+  release();
+}
 
-stack_region::stack_region(stack_region&& other) noexcept { *this = std::move(other); }
+stack_region::stack_region(stack_region&& other) noexcept {
+  *this = std::move(other);
+}
 
 stack_region& stack_region::operator=(stack_region&& other) noexcept {
   if (this != &other) {
@@ -87,7 +92,9 @@ void stack_region::release() {
   base_ = nullptr;
 }
 
-char* stack_region::signal_stack() const { return base_ + page_size(); }
+char* stack_region::signal_stack() const {
+  return base_ + page_size();
+}
 
 bool stack_region::in_guard(const void* address) const {
   const char* p = static_cast<const char*>(address);

@@ -140,7 +140,9 @@ void* thread_entry(void* argument) {
   return nullptr;
 }
 
-bool alive(const record_ptr& record) { return record != nullptr && !record->ended.load(); }
+bool alive(const record_ptr& record) {
+  return record != nullptr && !record->ended.load();
+}
 
 }  // namespace
 }  // namespace core
@@ -179,13 +181,14 @@ thread_id detail::start(std::string_view name, const start_options& options,
   pthread_attr_destroy(&attributes);
   if (failure != 0) {
     threads.remove(record->id);
-    throw error("mthread: cannot start thread \"" + record->name + "\": " +
-                std::strerror(failure));
+    throw error("mthread: cannot start thread \"" + record->name + "\": " + std::strerror(failure));
   }
   return record->id;
 }
 
-std::size_t stack_size() { return core::default_stack.load(); }
+std::size_t stack_size() {
+  return core::default_stack.load();
+}
 
 std::size_t stack_size(std::size_t bytes) {
   const std::size_t effective = bytes == 0 ? default_stack_size : core::effective_stack_size(bytes);
@@ -193,7 +196,9 @@ std::size_t stack_size(std::size_t bytes) {
   return effective;
 }
 
-std::size_t max_threads() { return registry::instance().limit(); }
+std::size_t max_threads() {
+  return registry::instance().limit();
+}
 
 void allow_suspend(bool allow) {
   api_call call;
@@ -272,7 +277,9 @@ thread_id get_self_id() {
   return self != nullptr ? self->id : 0;
 }
 
-thread_id get_repl_id() { return registry::instance().main_thread().id; }
+thread_id get_repl_id() {
+  return registry::instance().main_thread().id;
+}
 
 thread_state status(thread_id id) {
   core::core_section section;  // as in get_thread_name
@@ -294,20 +301,28 @@ namespace {
 
 const char* state_name(thread_state state) {
   switch (state) {
-    case thread_state::running: return "running";
-    case thread_state::suspended: return "suspended";
-    case thread_state::waiting: return "waiting";
-    case thread_state::terminated: return "terminated";
+    case thread_state::running:
+      return "running";
+    case thread_state::suspended:
+      return "suspended";
+    case thread_state::waiting:
+      return "waiting";
+    case thread_state::terminated:
+      return "terminated";
   }
   return "unknown";
 }
 
 const char* type_name(thread_type type) {
   switch (type) {
-    case thread_type::main: return "MAIN";
-    case thread_type::python: return "PYTHON";
-    case thread_type::service: return "SERVICE";
-    case thread_type::native: return "NATIVE";
+    case thread_type::main:
+      return "MAIN";
+    case thread_type::python:
+      return "PYTHON";
+    case thread_type::service:
+      return "SERVICE";
+    case thread_type::native:
+      return "NATIVE";
   }
   return "UNKNOWN";
 }

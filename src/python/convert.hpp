@@ -23,7 +23,9 @@ namespace py = pybind11;
   throw py::error_already_set();
 }
 
-inline std::string type_name(py::handle value) { return Py_TYPE(value.ptr())->tp_name; }
+inline std::string type_name(py::handle value) {
+  return Py_TYPE(value.ptr())->tp_name;
+}
 
 // The decimal text of an int for an error message. Calls no method a subclass may override,
 // and never fails: an int too long for str() (sys.set_int_max_str_digits) is described instead.
@@ -67,8 +69,8 @@ inline std::string_view to_utf8(py::handle value, const char* function, const ch
 inline long long to_integer(py::handle value, const char* function, const char* argument,
                             long long low, long long high) {
   if (!PyLong_Check(value.ptr())) {
-    raise(PyExc_TypeError, std::string(function) + "(): " + argument + " must be an int, not " +
-                               type_name(value));
+    raise(PyExc_TypeError,
+          std::string(function) + "(): " + argument + " must be an int, not " + type_name(value));
   }
   int overflow = 0;
   const long long number = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
@@ -127,7 +129,8 @@ std::optional<std::chrono::nanoseconds> to_duration(py::handle value, const char
           std::string(function) + "(): " + argument + " must be a number >= 0, got " +
               (PyFloat_Check(value.ptr()) ? std::to_string(amount) : int_text(value)));
   }
-  const double nanoseconds = amount * std::chrono::duration_cast<std::chrono::nanoseconds>(Unit(1)).count();
+  const double nanoseconds =
+      amount * std::chrono::duration_cast<std::chrono::nanoseconds>(Unit(1)).count();
   if (!(nanoseconds < 1e18)) return std::nullopt;  // about 31 years: a wait without limit
   return std::chrono::nanoseconds(static_cast<long long>(nanoseconds));
 }

@@ -63,7 +63,9 @@ class python_thread final : public thread_hooks {
     PyThreadState_DeleteCurrent();
   }
 
-  void on_suspend_request() override { with_gil([&] { install_tracer(); }); }
+  void on_suspend_request() override {
+    with_gil([&] { install_tracer(); });
+  }
 
   void on_kill_request() override {
     with_gil([&] {
@@ -148,7 +150,8 @@ class python_thread final : public thread_hooks {
   }
 
   static int trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject* arg) {
-    auto* self = static_cast<python_thread*>(PyCapsule_GetPointer(capsule, "mthread.python_thread"));
+    auto* self =
+        static_cast<python_thread*>(PyCapsule_GetPointer(capsule, "mthread.python_thread"));
     if (self == nullptr) return -1;
     return self->on_trace(frame, what, arg);
   }
@@ -212,8 +215,12 @@ class python_thread final : public thread_hooks {
 
 }  // namespace
 
-PyObject* thread_killed_type() { return killed_type; }
-PyObject* error_type() { return thread_error_type; }
+PyObject* thread_killed_type() {
+  return killed_type;
+}
+PyObject* error_type() {
+  return thread_error_type;
+}
 
 void create_exception_types(py::module_& module) {
   killed_type = PyErr_NewExceptionWithDoc(
@@ -265,7 +272,9 @@ void drop_ignored_kills() {
   sys.attr("unraisablehook") = py::handle(filter);
 }
 
-bool in_main_thread() { return get_self_id() == get_repl_id(); }
+bool in_main_thread() {
+  return get_self_id() == get_repl_id();
+}
 
 bool handling_thread_killed() {
   // The exception handled innermost, or one it was raised while handling (its __context__

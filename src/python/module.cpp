@@ -19,7 +19,9 @@ namespace {
 
 std::atomic<unsigned long long> unnamed_threads{0};
 
-bool is_callable(py::handle value) { return PyCallable_Check(value.ptr()) != 0; }
+bool is_callable(py::handle value) {
+  return PyCallable_Check(value.ptr()) != 0;
+}
 
 // Both forms: the device's start_new_thread(name, func, args[, kwargs]) and CPython's
 // start_new_thread(func, args[, kwargs]).
@@ -35,9 +37,10 @@ thread_id start_thread(py::args positional, py::object stacksize) {
   }
   const std::size_t count = positional.size() - first;
   if (count < 2 || count > 3) {
-    raise(PyExc_TypeError, "start_new_thread() takes (name, func, args[, kwargs]) or "
-                           "(func, args[, kwargs]); got " + std::to_string(positional.size()) +
-                               " arguments");
+    raise(PyExc_TypeError,
+          "start_new_thread() takes (name, func, args[, kwargs]) or "
+          "(func, args[, kwargs]); got " +
+              std::to_string(positional.size()) + " arguments");
   }
   py::object func = positional[first];
   if (!is_callable(func)) {
@@ -55,8 +58,7 @@ thread_id start_thread(py::args positional, py::object stacksize) {
     }
     kwargs = given;
   }
-  const long long stack_bytes =
-      to_integer(stacksize, function, "stacksize", 0, LLONG_MAX);
+  const long long stack_bytes = to_integer(stacksize, function, "stacksize", 0, LLONG_MAX);
   return start_python_thread(name, func, args, kwargs, static_cast<std::size_t>(stack_bytes));
 }
 
@@ -68,12 +70,14 @@ std::size_t set_stack_size(py::object size) {
 
 py::tuple message_tuple(const message& m) {
   switch (m.type) {
-    case msg_type::integer: return py::make_tuple(1, m.sender, m.integer);
+    case msg_type::integer:
+      return py::make_tuple(1, m.sender, m.integer);
     case msg_type::string:
       return py::make_tuple(2, m.sender,
                             py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
                                 m.text.data(), static_cast<Py_ssize_t>(m.text.size()), "replace")));
-    case msg_type::none: break;
+    case msg_type::none:
+      break;
   }
   return py::make_tuple(0, 0, py::none());
 }
@@ -82,8 +86,9 @@ py::tuple getmsg(py::object timeout_ms) {
   if (timeout_ms.is_none()) return message_tuple(get_msg());
   const auto timeout = to_duration<std::chrono::milliseconds>(timeout_ms, "getmsg", "timeout_ms");
   if (get_self_id() == 0) {
-    raise(error_type(), "getmsg(timeout_ms) needs a thread mthread knows (the main thread or one "
-                        "it started): no message can ever reach this one");
+    raise(error_type(),
+          "getmsg(timeout_ms) needs a thread mthread knows (the main thread or one "
+          "it started): no message can ever reach this one");
   }
   // A message already there costs no GIL hand-off.
   if (message ready = get_msg(); ready.type != msg_type::none) return message_tuple(ready);
@@ -100,8 +105,9 @@ py::object wait_notification(py::object timeout_ms) {
     timeout = to_duration<std::chrono::milliseconds>(timeout_ms, "wait", "timeout_ms");
   }
   if (get_self_id() == 0) {
-    raise(error_type(), "wait() needs a thread mthread knows (the main thread or one it "
-                        "started): no notification can ever reach this one");
+    raise(error_type(),
+          "wait() needs a thread mthread knows (the main thread or one it "
+          "started): no notification can ever reach this one");
   }
   // A notification already there costs no GIL hand-off.
   if (const std::uint32_t pending = get_notification(); pending != 0) return py::int_(pending);
@@ -113,15 +119,15 @@ py::object wait_notification(py::object timeout_ms) {
 
 bool notify_thread(py::object id, py::object value) {
   const auto target = to_thread_id(id, "notify");
-  return notify(target, static_cast<std::uint32_t>(
-                            to_integer(value, "notify", "value", 1, 0xFFFFFFFFLL)));
+  return notify(target,
+                static_cast<std::uint32_t>(to_integer(value, "notify", "value", 1, 0xFFFFFFFFLL)));
 }
 
 bool sendmsg(py::object id, py::object msg) {
   const auto target = to_thread_id(id, "sendmsg");
   if (PyLong_Check(msg.ptr())) {
-    return send_msg(target, static_cast<std::int64_t>(
-                                to_integer(msg, "sendmsg", "msg", LLONG_MIN, LLONG_MAX)));
+    return send_msg(
+        target, static_cast<std::int64_t>(to_integer(msg, "sendmsg", "msg", LLONG_MIN, LLONG_MAX)));
   }
   if (!PyUnicode_Check(msg.ptr())) {
     raise(PyExc_TypeError, "sendmsg(): msg must be an int or a str, not " + type_name(msg));
@@ -164,8 +170,7 @@ py::object list_threads(py::object print) {
   py::list rows;
   for (const thread_info& info : list()) {
     rows.append(py::make_tuple(info.id, static_cast<int>(info.type), info.name,
-                               static_cast<int>(info.state), info.stack_size,
-                               info.max_stack_used));
+                               static_cast<int>(info.state), info.stack_size, info.max_stack_used));
   }
   return py::tuple(rows);
 }
@@ -204,22 +209,26 @@ PYBIND11_MODULE(_mthread, m) {
       "allowsuspend", [](py::object allow) { allow_suspend(to_bool(allow)); }, py::arg("allow"),
       "allowsuspend(allow)\n\nLet (or stop letting) the calling thread be suspended. "
       "New threads start not suspendable.");
-  m.def("suspend", [](py::object id) { return suspend(to_thread_id(id, "suspend")); },
-        py::arg("th_id"),
-        "suspend(th_id) -> bool\n\nSuspend a thread that allowed it: it stops before its next "
-        "line, or at once inside\nmthread's waits and sleeps. False if it is unknown, already "
-        "suspended, did not allow it,\nor is the caller.");
-  m.def("resume", [](py::object id) { return resume(to_thread_id(id, "resume")); },
-        py::arg("th_id"),
-        "resume(th_id) -> bool\n\nResume a suspended thread where it stopped. False if it was not "
-        "suspended.");
-  m.def("kill", [](py::object id) { return kill(to_thread_id(id, "kill")); }, py::arg("th_id"),
-        "kill(th_id) -> bool\n\nEnd a thread: it gets ThreadKilled at its next bytecode (again if "
-        "it swallows it), so\n`finally` and `with` run; a thread blocked in mthread's waits or "
-        "sleeps, or suspended,\nends within milliseconds. False for the main thread or an unknown "
-        "id. kill() of the\ncaller's own id raises ThreadKilled in the caller.");
-  m.def("getThreadName", [](py::object id) { return get_thread_name(to_thread_id(id, "getThreadName")); },
-        py::arg("th_id"), "getThreadName(th_id) -> str\n\nThe thread's name, or \"unknown\".");
+  m.def(
+      "suspend", [](py::object id) { return suspend(to_thread_id(id, "suspend")); },
+      py::arg("th_id"),
+      "suspend(th_id) -> bool\n\nSuspend a thread that allowed it: it stops before its next "
+      "line, or at once inside\nmthread's waits and sleeps. False if it is unknown, already "
+      "suspended, did not allow it,\nor is the caller.");
+  m.def(
+      "resume", [](py::object id) { return resume(to_thread_id(id, "resume")); }, py::arg("th_id"),
+      "resume(th_id) -> bool\n\nResume a suspended thread where it stopped. False if it was not "
+      "suspended.");
+  m.def(
+      "kill", [](py::object id) { return kill(to_thread_id(id, "kill")); }, py::arg("th_id"),
+      "kill(th_id) -> bool\n\nEnd a thread: it gets ThreadKilled at its next bytecode (again if "
+      "it swallows it), so\n`finally` and `with` run; a thread blocked in mthread's waits or "
+      "sleeps, or suspended,\nends within milliseconds. False for the main thread or an unknown "
+      "id. kill() of the\ncaller's own id raises ThreadKilled in the caller.");
+  m.def(
+      "getThreadName",
+      [](py::object id) { return get_thread_name(to_thread_id(id, "getThreadName")); },
+      py::arg("th_id"), "getThreadName(th_id) -> str\n\nThe thread's name, or \"unknown\".");
   m.def("getSelfName", &get_self_name, "getSelfName() -> str\n\nThe calling thread's name.");
   m.def("getReplID", &get_repl_id,
         "getReplID() -> int\n\nThe main (REPL) thread's id: send it messages and notifications.");
@@ -247,31 +256,59 @@ PYBIND11_MODULE(_mthread, m) {
   m.def("list", &list_threads, py::arg("print") = true,
         "list([print=True])\n\nPrint one line a thread, in the device's format. list(False) "
         "returns a tuple of\n(id, type, name, state, stack_size, max_stack_used) instead.");
-  m.def("status", [](py::object id) { return static_cast<int>(status(to_thread_id(id, "status"))); },
-        py::arg("th_id"),
-        "status(th_id) -> int\n\nRUNNING, SUSPENDED or WAITING; TERMINATED for a thread that is "
-        "gone or never was.");
-  m.def("isnotified", [](py::object id) { return is_notified(to_thread_id(id, "isnotified")); },
-        py::arg("th_id"), "isnotified(th_id) -> bool\n\nWhether the thread has a notification pending.");
-  m.def("stop", [](py::object id) { return notify(to_thread_id(id, "stop"), notify_exit); },
-        py::arg("th_id"),
-        "stop(th_id) -> bool\n\nSend the EXIT notification: ask the thread to end itself.");
+  m.def(
+      "status", [](py::object id) { return static_cast<int>(status(to_thread_id(id, "status"))); },
+      py::arg("th_id"),
+      "status(th_id) -> int\n\nRUNNING, SUSPENDED or WAITING; TERMINATED for a thread that is "
+      "gone or never was.");
+  m.def(
+      "isnotified", [](py::object id) { return is_notified(to_thread_id(id, "isnotified")); },
+      py::arg("th_id"),
+      "isnotified(th_id) -> bool\n\nWhether the thread has a notification pending.");
+  m.def(
+      "stop", [](py::object id) { return notify(to_thread_id(id, "stop"), notify_exit); },
+      py::arg("th_id"),
+      "stop(th_id) -> bool\n\nSend the EXIT notification: ask the thread to end itself.");
   m.def("wait", &wait_notification, py::arg("timeout_ms") = py::none(),
         "wait([timeout_ms]) -> int or None\n\nReturn the pending notification at once (cleared), "
         "else block until one arrives,\nor return None after timeout_ms milliseconds.");
-  m.def("sleep", [](py::object s) { sleep_for_python(to_duration<std::chrono::seconds>(s, "sleep", "seconds")); },
-        py::arg("seconds"), "sleep(seconds)\n\nSleep; suspend and kill take effect at once.");
-  m.def("sleep_ms", [](py::object ms) { sleep_for_python(to_duration<std::chrono::milliseconds>(ms, "sleep_ms", "ms")); },
-        py::arg("ms"), "sleep_ms(ms)\n\nSleep `ms` milliseconds; suspend and kill take effect at once.");
-  m.def("sleep_us", [](py::object us) { sleep_for_python(to_duration<std::chrono::microseconds>(us, "sleep_us", "us")); },
-        py::arg("us"), "sleep_us(us)\n\nSleep `us` microseconds; suspend and kill take effect at once.");
-  m.def("getSelfID", &get_self_id, "getSelfID() -> int\n\nThe calling thread's id (0 in a thread mthread does not know).");
-  m.def("_join_all", [](double grace_s) { return join_all(std::chrono::milliseconds(static_cast<long long>(grace_s * 1000))); },
-        py::arg("grace"), "Wait for every started thread to end; on Ctrl-C kill them, wait `grace` s; return how many remain.");
+  m.def(
+      "sleep",
+      [](py::object s) {
+        sleep_for_python(to_duration<std::chrono::seconds>(s, "sleep", "seconds"));
+      },
+      py::arg("seconds"), "sleep(seconds)\n\nSleep; suspend and kill take effect at once.");
+  m.def(
+      "sleep_ms",
+      [](py::object ms) {
+        sleep_for_python(to_duration<std::chrono::milliseconds>(ms, "sleep_ms", "ms"));
+      },
+      py::arg("ms"),
+      "sleep_ms(ms)\n\nSleep `ms` milliseconds; suspend and kill take effect at once.");
+  m.def(
+      "sleep_us",
+      [](py::object us) {
+        sleep_for_python(to_duration<std::chrono::microseconds>(us, "sleep_us", "us"));
+      },
+      py::arg("us"),
+      "sleep_us(us)\n\nSleep `us` microseconds; suspend and kill take effect at once.");
+  m.def("getSelfID", &get_self_id,
+        "getSelfID() -> int\n\nThe calling thread's id (0 in a thread mthread does not know).");
+  m.def(
+      "_join_all",
+      [](double grace_s) {
+        return join_all(std::chrono::milliseconds(static_cast<long long>(grace_s * 1000)));
+      },
+      py::arg("grace"),
+      "Wait for every started thread to end; on Ctrl-C kill them, wait `grace` s; return how many "
+      "remain.");
   m.def("_set_repl_display", &set_repl_display, py::arg("display"),
         "Set the callable the REPL input hook runs about ten times a second (None: stop).");
-  m.def("_sender_name", [](py::object id) { return binding::sender_name(to_thread_id(id, "_sender_name")); },
-        py::arg("th_id"), "The name of a message's sender, even if it ended since; \"unknown\" otherwise.");
+  m.def(
+      "_sender_name",
+      [](py::object id) { return binding::sender_name(to_thread_id(id, "_sender_name")); },
+      py::arg("th_id"),
+      "The name of a message's sender, even if it ended since; \"unknown\" otherwise.");
   m.def("_redisplay_prompt", &redisplay_prompt,
         "Redraw readline's prompt and the text typed so far; False without readline.");
 
