@@ -28,11 +28,12 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 # A virtual environment on Debian's python3 with the mthread package installed, built by
-# pip through the project's CMake (reusing the build tree above, so nothing compiles twice).
+# pip through the project's CMake and its own build backend (reusing the build tree above, so
+# nothing compiles twice; no package index needed).
 venv: build
 	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv --system-site-packages $(VENV)
 	MTHREAD_CMAKE_BUILD_DIR=$(abspath $(BUILD)) $(VENV)/bin/python -m pip install -q \
-	  --no-build-isolation --no-deps --no-index .
+	  --no-deps --no-index .
 
 test: venv
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
@@ -50,7 +51,7 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(VENV) *.egg-info
+	rm -rf $(BUILD) build-pip $(VENV)
 
 # --- Reliability (issue 6; docs/reliability.md) ---------------------------------------------
 # `make sanitize`: the C++ suite under ASan+UBSan and TSan, the Python suite against an
