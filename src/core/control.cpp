@@ -5,14 +5,25 @@
 
 namespace mthread::core {
 
+// core_depth is read by no other thread, only by the suspend signal's handler on this same
+// thread: plain loads and stores, kept in order against the handler by compiler fences, do what
+// atomic read-modify-writes would (and cost nothing on a call's path).
 core_section::core_section() : self_(registry::self()) {
-  if (self_ != nullptr) self_->core_depth.fetch_add(1, std::memory_order_seq_cst);
+  if (self_ == nullptr) return;
+  self_->core_depth.store(self_->core_depth.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
 core_section::~core_section() {
   if (self_ == nullptr) return;
-  if (self_->core_depth.fetch_sub(1, std::memory_order_seq_cst) == 1 && self_->preemptive() &&
-      self_->suspend_requested.load(std::memory_order_seq_cst)) {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  const int depth = self_->core_depth.load(std::memory_order_relaxed) - 1;
+  self_->core_depth.store(depth, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  // A suspend signal that came while the thread was inside left only the request.
+  if (depth == 0 && self_->preemptive() &&
+      self_->suspend_requested.load(std::memory_order_acquire)) {
     park_while_suspended(*self_);
   }
 }

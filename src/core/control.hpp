@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <utility>
 
 #include "core/registry.hpp"
 
@@ -42,13 +43,18 @@ timespec deadline_after(std::chrono::nanoseconds duration);
 bool deadline_passed(const timespec& deadline);
 
 // Blocks the calling thread until `ready()` is true (returns true) or the deadline passes
-// (false). Parks while suspended, throws thread_killed when killed. `ready` runs with no lock held.
-template <class Ready>
-bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready) {
+// (false). Parks while suspended, throws thread_killed when killed. `ready` runs with no lock
+// held. `arrived` is a cheap look that changes nothing, true once `ready()` may have turned true
+// through data published with parker::publish(); the spin watches it.
+template <class Ready, class Arrived>
+bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready,
+                const Arrived& arrived) {
   struct waiting_flag {
     thread_record& self;
-    explicit waiting_flag(thread_record& s) : self(s) { self.waiting.store(true); }
-    ~waiting_flag() { self.waiting.store(false); }
+    explicit waiting_flag(thread_record& s) : self(s) {
+      self.waiting.store(true, std::memory_order_relaxed);
+    }
+    ~waiting_flag() { self.waiting.store(false, std::memory_order_relaxed); }
   } flag(self);
   for (;;) {
     // prepare() before every check, the kill check included: a kill() (or any wake) landing
@@ -59,9 +65,17 @@ bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready) {
     if (!suspended) {
       if (ready()) return true;
       if (deadline != nullptr && deadline_passed(*deadline)) return false;
+      self.park.wait(seen, deadline, arrived);
+    } else {
+      self.park.wait(seen, nullptr);
     }
-    self.park.wait(seen, suspended ? nullptr : deadline);
   }
+}
+
+// For conditions that only a wake() changes (a thread gone, a sleep's deadline).
+template <class Ready>
+bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready) {
+  return wait_until(self, deadline, std::forward<Ready>(ready), [] { return false; });
 }
 
 }  // namespace mthread::core

@@ -91,6 +91,14 @@ bool mailbox::pop(message& out) {
   return true;
 }
 
+bool mailbox::has_message() const {
+  const cell* ring = receiver_ring_.load(std::memory_order_relaxed);
+  if (ring == nullptr) ring = ring_.load(std::memory_order_acquire);
+  if (ring == nullptr) return false;
+  const std::uint64_t position = head_.load(std::memory_order_relaxed);
+  return ring[position % depth_].sequence.load(std::memory_order_acquire) == full_with(position);
+}
+
 bool mailbox::empty() const {
   sender_guard guard(senders_);
   if (closed_.load(std::memory_order_seq_cst)) return true;

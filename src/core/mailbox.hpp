@@ -31,6 +31,8 @@ class mailbox {
   bool push(message&& m);
   // The owning thread only. False when the mailbox is empty.
   bool pop(message& out);
+  // The owning thread only: true when pop() would succeed. Changes nothing, takes no count.
+  bool has_message() const;
   // Any thread.
   bool empty() const;
   // The owning thread only, once, when it ends: later pushes fail; held messages are freed.
@@ -43,13 +45,15 @@ class mailbox {
   };
   cell* ring_for_sender();
 
-  // Read-mostly, and the senders' counters: a sender touches only this line and its cell.
+  // Each group on a line of its own, so that nobody's writes evict what the other side reads:
+  // read-mostly (written once each), ...
   alignas(64) const std::size_t depth_;
   std::atomic<cell*> ring_{nullptr};
-  std::atomic<std::uint64_t> tail_{0};
-  mutable std::atomic<std::uint32_t> senders_{0};  // pushes in flight: close() waits them out
   std::atomic<bool> closed_{false};
-  // The receiver's line.
+  // ... the senders' counters, ...
+  alignas(64) std::atomic<std::uint64_t> tail_{0};
+  mutable std::atomic<std::uint32_t> senders_{0};  // pushes in flight: close() waits them out
+  // ... and the receiver's.
   alignas(64) std::atomic<std::uint64_t> head_{0};
   std::atomic<cell*> receiver_ring_{nullptr};
 };

@@ -27,7 +27,7 @@ core::thread_record& require_self(const api_call& call, const char* function) {
 template <class Deliver>
 bool for_targets(const api_call& call, thread_id id, Deliver&& deliver) {
   if (id != broadcast) {
-    core::record_ptr target = registry::instance().find(id);
+    core::record_ptr target = registry::instance().find_cached(id);
     return target != nullptr && !target->ended.load() && deliver(*target);
   }
   bool any = false;
@@ -40,11 +40,12 @@ bool for_targets(const api_call& call, thread_id id, Deliver&& deliver) {
   return any && all;
 }
 
-bool post(const api_call& call, thread_id id, const message& prototype) {
+bool post(const api_call& call, thread_id id, message&& m) {
   return for_targets(call, id, [&](core::thread_record& target) {
-    message copy = prototype;
+    // One target takes the message itself; each target of a broadcast a copy.
+    message copy = id == broadcast ? message(m) : std::move(m);
     if (!target.box.push(std::move(copy))) return false;
-    target.park.wake();
+    target.park.publish();
     return true;
   });
 }
@@ -66,7 +67,7 @@ bool notify(thread_id id, std::uint32_t value) {
   if (value == 0) throw error("mthread: notify: value must be 1..4294967295, got 0");
   return for_targets(call, id, [&](core::thread_record& target) {
     target.notification.store(value, std::memory_order_release);
-    target.park.wake();
+    target.park.publish();
     return true;
   });
 }
@@ -87,8 +88,9 @@ std::optional<std::uint32_t> wait(std::chrono::milliseconds timeout) {
   core::thread_record& self = require_self(call, "wait");
   std::uint32_t value = 0;
   const timespec deadline = deadline_for(timeout);
-  if (core::wait_until(self, &deadline,
-                       [&] { return (value = self.notification.exchange(0)) != 0; })) {
+  if (core::wait_until(
+          self, &deadline, [&] { return (value = self.notification.exchange(0)) != 0; },
+          [&] { return self.notification.load(std::memory_order_relaxed) != 0; })) {
     return value;
   }
   return std::nullopt;
@@ -100,7 +102,7 @@ bool send_msg(thread_id id, std::int64_t value) {
   m.type = msg_type::integer;
   m.sender = sender_id(call);
   m.integer = value;
-  return post(call, id, m);
+  return post(call, id, std::move(m));
 }
 
 bool send_msg(thread_id id, std::string_view text) {
@@ -114,7 +116,7 @@ bool send_msg(thread_id id, std::string_view text) {
   m.type = msg_type::string;
   m.sender = sender_id(call);
   m.text = std::string(text);
-  return post(call, id, m);
+  return post(call, id, std::move(m));
 }
 
 message get_msg() {
@@ -135,7 +137,8 @@ message get_msg(std::chrono::milliseconds timeout) {
     return m;
   }
   const timespec deadline = deadline_for(timeout);
-  core::wait_until(self, &deadline, [&] { return self.box.pop(m); });
+  core::wait_until(
+      self, &deadline, [&] { return self.box.pop(m); }, [&] { return self.box.has_message(); });
   return m;
 }
 

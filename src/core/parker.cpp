@@ -46,11 +46,16 @@ constexpr std::int64_t pure_spin_ns = 10'000;
 
 parker::parker() : spin_ns_(initial_spin_ns) {}
 
-void parker::wait(std::uint32_t seen, const timespec* deadline) {
+void parker::wait_for(std::uint32_t seen, const timespec* deadline, bool (*ready)(const void*),
+                      const void* context) {
+  auto woken = [&] {
+    return word_.load(std::memory_order_acquire) != seen ||
+           (ready != nullptr && ready(context));
+  };
   const std::int64_t start = now_ns();
   const std::int64_t budget = spin_ns_.load(std::memory_order_relaxed);
   for (unsigned i = 1; budget > 0; ++i) {
-    if (word_.load(std::memory_order_acquire) != seen) return;
+    if (woken()) return;
     cpu_relax();
     if ((i & 7) == 0) {
       const std::int64_t spun = now_ns() - start;
@@ -59,8 +64,9 @@ void parker::wait(std::uint32_t seen, const timespec* deadline) {
     }
   }
   const int spun_on = sched_getcpu();
-  sleeping_.store(true, std::memory_order_seq_cst);
-  if (word_.load(std::memory_order_seq_cst) != seen) {
+  sleeping_.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with publish()
+  if (woken()) {
     sleeping_.store(false, std::memory_order_relaxed);
     return;  // the wake came just as the spin ended: the budget stays
   }

@@ -1,7 +1,7 @@
 // A futex word a thread sleeps on, and that anyone can wake.
 // Every wait and sleep of mthread's goes through one, so each is a place where suspend and kill
-// are noticed: they wake the parker too. wait() is async-signal-safe (the suspend handler parks
-// on it).
+// are noticed: they wake the parker too. wait() without a probe is async-signal-safe (the
+// suspend handler parks on it).
 #pragma once
 
 #include <time.h>
@@ -18,8 +18,9 @@ class parker {
   // Read the word before checking the condition you wait for; pass it to wait().
   std::uint32_t prepare() const { return word_.load(std::memory_order_acquire); }
 
-  // Returns when wake() was called after prepare() returned `seen`, when `deadline`
-  // (CLOCK_MONOTONIC, nullptr: none) passes, or on a signal. Only the owning thread waits.
+  // Returns when wake() was called after prepare() returned `seen`, when `ready()` turns true
+  // after a publish() (see there), when `deadline` (CLOCK_MONOTONIC, nullptr: none) passes, or
+  // on a signal. Only the owning thread waits. `ready` must be cheap and change nothing.
   //
   // Spins before sleeping: a hand-off to a thread that is spinning costs a few cache-line
   // transfers, one to a sleeping thread a futex call on each side and a trip through the
@@ -28,11 +29,32 @@ class parker {
   // partner) keep the spin long enough to catch them; waits that last longer than any
   // reasonable spin (an idle thread), and wakers that could only run once the spinner let go of
   // their CPU (a busy machine), shrink it to almost nothing.
-  void wait(std::uint32_t seen, const timespec* deadline);
+  template <class Ready>
+  void wait(std::uint32_t seen, const timespec* deadline, const Ready& ready) {
+    wait_for(seen, deadline, [](const void* r) { return (*static_cast<const Ready*>(r))(); },
+             &ready);
+  }
+  void wait(std::uint32_t seen, const timespec* deadline) {
+    wait_for(seen, deadline, nullptr, nullptr);
+  }
 
+  // Wakes the owner whatever it waits for (kill, suspend, resume, a thread gone).
   void wake();
 
+  // For whoever just published what the owner's `ready()` looks at (a message, a notification):
+  // wakes the owner only if it sleeps. A spinning owner sees the data itself, so the common
+  // hand-off touches no line of the parker's but one that only changes when the owner sleeps.
+  void publish() {
+    // Pairs with the fence in wait_for(): either the owner's last look at `ready()` sees the
+    // data, or this load sees it going to sleep.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_relaxed)) wake();
+  }
+
  private:
+  void wait_for(std::uint32_t seen, const timespec* deadline, bool (*ready)(const void*),
+                const void* context);
+
   std::atomic<std::uint32_t> word_{0};
   std::atomic<bool> sleeping_{false};
   std::atomic<std::uint32_t> spin_ns_;     // the owner's spin budget; only the owner writes it

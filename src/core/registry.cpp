@@ -92,6 +92,21 @@ record_ptr registry::find(thread_id id) const {
   return it == threads_.end() ? nullptr : it->second;
 }
 
+record_ptr registry::find_cached(thread_id id) const {
+  struct last_target {
+    thread_id id = 0;
+    std::weak_ptr<thread_record> record;
+  };
+  thread_local last_target last;
+  if (last.id == id) {
+    if (record_ptr target = last.record.lock()) return target;
+  }
+  record_ptr target = find(id);
+  last.id = id;
+  last.record = target;
+  return target;
+}
+
 std::vector<record_ptr> registry::all() const {
   std::vector<record_ptr> result;
   {

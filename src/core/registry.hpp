@@ -36,6 +36,10 @@ class registry {
   // outlives its sender, and whoever shows it wants the sender's name.
   std::optional<std::string> recent_name(thread_id id) const;
   record_ptr find(thread_id id) const;
+  // find() for the hot path of a thread that sends to the same thread again and again: the
+  // calling thread remembers its last target without keeping it alive, so a repeat takes no
+  // lock that other threads take too. May return a record that has ended (never a reused id).
+  record_ptr find_cached(thread_id id) const;
   std::vector<record_ptr> all() const;  // by id; the main thread first
 
   // Threads blocked in join(): woken whenever a thread is removed.

@@ -43,7 +43,7 @@ void on_suspend_signal(int, siginfo_t* info, void*) {
   auto* self = static_cast<thread_record*>(info->si_value.sival_ptr);
   if (self == nullptr || self != registry::self()) return;
   const int saved_errno = errno;
-  if (self->core_depth.load(std::memory_order_seq_cst) == 0) park_while_suspended(*self);
+  if (self->core_depth.load(std::memory_order_relaxed) == 0) park_while_suspended(*self);
   errno = saved_errno;
 }
 
