@@ -7,20 +7,6 @@
 namespace mthread::core {
 namespace {
 
-// Counts a sender (or a reader) in for as long as it may touch the ring.
-class sender_guard {
- public:
-  explicit sender_guard(std::atomic<std::uint32_t>& senders) : senders_(senders) {
-    senders_.fetch_add(1, std::memory_order_seq_cst);
-  }
-  ~sender_guard() { senders_.fetch_sub(1, std::memory_order_release); }
-  sender_guard(const sender_guard&) = delete;
-  sender_guard& operator=(const sender_guard&) = delete;
-
- private:
-  std::atomic<std::uint32_t>& senders_;
-};
-
 // A cell's sequence number: even while it waits for the message of `position`, odd once that
 // message is in (two states a lap, so that a mailbox of depth 1 works too).
 constexpr std::uint64_t empty_for(std::uint64_t position) {
@@ -51,16 +37,15 @@ mailbox::cell* mailbox::ring_for_sender() {
 }
 
 bool mailbox::push(message&& m) {
-  sender_guard guard(senders_);
-  // Pairs with close(): either close() sees this sender counted, or this sender sees closed_.
-  if (closed_.load(std::memory_order_seq_cst)) return false;
-  cell* ring = ring_for_sender();
   std::uint64_t position = tail_.load(std::memory_order_relaxed);
+  if ((position & closed_bit) != 0) return false;
+  cell* ring = ring_for_sender();
   for (;;) {
     cell& c = ring[position % depth_];
     const std::uint64_t sequence = c.sequence.load(std::memory_order_acquire);
     const auto lag = static_cast<std::int64_t>(sequence - empty_for(position));
     if (lag == 0) {
+      // Fails, among others, once close() has set the closed bit.
       if (tail_.compare_exchange_weak(position, position + 1, std::memory_order_relaxed)) {
         c.value = std::move(m);
         c.sequence.store(full_with(position), std::memory_order_release);
@@ -71,18 +56,17 @@ bool mailbox::push(message&& m) {
     } else {
       position = tail_.load(std::memory_order_relaxed);
     }
+    if ((position & closed_bit) != 0) return false;
   }
 }
 
 bool mailbox::pop(message& out) {
-  cell* ring = receiver_ring_.load(std::memory_order_relaxed);
-  if (ring == nullptr) {
-    ring = ring_.load(std::memory_order_acquire);
-    if (ring == nullptr) return false;
-    receiver_ring_.store(ring, std::memory_order_relaxed);
+  if (receiver_ring_ == nullptr) {
+    receiver_ring_ = ring_.load(std::memory_order_acquire);
+    if (receiver_ring_ == nullptr) return false;
   }
   const std::uint64_t position = head_.load(std::memory_order_relaxed);
-  cell& c = ring[position % depth_];
+  cell& c = receiver_ring_[position % depth_];
   if (c.sequence.load(std::memory_order_acquire) != full_with(position)) return false;
   out = std::move(c.value);
   c.value.text = std::string();  // give the string's memory back now, not at the next lap
@@ -92,16 +76,15 @@ bool mailbox::pop(message& out) {
 }
 
 bool mailbox::has_message() const {
-  const cell* ring = receiver_ring_.load(std::memory_order_relaxed);
-  if (ring == nullptr) ring = ring_.load(std::memory_order_acquire);
+  const cell* ring =
+      receiver_ring_ != nullptr ? receiver_ring_ : ring_.load(std::memory_order_acquire);
   if (ring == nullptr) return false;
   const std::uint64_t position = head_.load(std::memory_order_relaxed);
   return ring[position % depth_].sequence.load(std::memory_order_acquire) == full_with(position);
 }
 
 bool mailbox::empty() const {
-  sender_guard guard(senders_);
-  if (closed_.load(std::memory_order_seq_cst)) return true;
+  if ((tail_.load(std::memory_order_acquire) & closed_bit) != 0) return true;
   const cell* ring = ring_.load(std::memory_order_acquire);
   if (ring == nullptr) return true;
   const std::uint64_t position = head_.load(std::memory_order_relaxed);
@@ -109,10 +92,13 @@ bool mailbox::empty() const {
 }
 
 void mailbox::close() {
-  closed_.store(true, std::memory_order_seq_cst);
-  while (senders_.load(std::memory_order_seq_cst) != 0) sched_yield();
-  receiver_ring_.store(nullptr, std::memory_order_relaxed);
-  std::unique_ptr<cell[]> owned(ring_.exchange(nullptr, std::memory_order_acq_rel));
+  const std::uint64_t end = tail_.fetch_or(closed_bit, std::memory_order_acq_rel);
+  // Every position before `end` is claimed; a sender still filling its cell finishes soon (it
+  // never blocks), and only then is its message freed.
+  message dropped;
+  for (std::uint64_t position = head_.load(std::memory_order_relaxed); position < end; ++position) {
+    while (!pop(dropped)) sched_yield();
+  }
 }
 
 }  // namespace mthread::core

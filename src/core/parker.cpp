@@ -49,8 +49,7 @@ parker::parker() : spin_ns_(initial_spin_ns) {}
 void parker::wait_for(std::uint32_t seen, const timespec* deadline, bool (*ready)(const void*),
                       const void* context) {
   auto woken = [&] {
-    return word_.load(std::memory_order_acquire) != seen ||
-           (ready != nullptr && ready(context));
+    return word_.load(std::memory_order_acquire) != seen || (ready != nullptr && ready(context));
   };
   const std::int64_t start = now_ns();
   const std::int64_t budget = spin_ns_.load(std::memory_order_relaxed);

@@ -31,8 +31,8 @@ class parker {
   // their CPU (a busy machine), shrink it to almost nothing.
   template <class Ready>
   void wait(std::uint32_t seen, const timespec* deadline, const Ready& ready) {
-    wait_for(seen, deadline, [](const void* r) { return (*static_cast<const Ready*>(r))(); },
-             &ready);
+    wait_for(
+        seen, deadline, [](const void* r) { return (*static_cast<const Ready*>(r))(); }, &ready);
   }
   void wait(std::uint32_t seen, const timespec* deadline) {
     wait_for(seen, deadline, nullptr, nullptr);

@@ -1,5 +1,7 @@
 // Everything the library knows about one thread. Shared ownership: the registry holds it while
-// the thread lives, and a caller that found it keeps it alive across a racing end.
+// the thread lives, and a caller that found it keeps it alive across a racing end (a sender may
+// keep the record of its last target for long: what is big in it, the stack and the messages,
+// is given back when the thread ends, not when the last reference goes).
 #pragma once
 
 #include <pthread.h>
@@ -21,8 +23,7 @@ namespace mthread::core {
 struct thread_record {
   thread_record(thread_id id_, thread_type type_, std::string name_, std::size_t mailbox_depth)
       : id(id_), type(type_), name(std::move(name_)), box(mailbox_depth) {}
-  // Whoever lets go of the record last recycles the stack: the thread itself is long gone by
-  // then (the reaper joined it before dropping the registry's reference).
+  // A thread that never started still holds its stack.
   ~thread_record() { give_back_stack(std::move(stack)); }
   thread_record(const thread_record&) = delete;
   thread_record& operator=(const thread_record&) = delete;
@@ -36,8 +37,10 @@ struct thread_record {
 
   std::shared_ptr<thread_hooks> hooks;
   std::function<void()> body;
-  stack_region stack;  // empty for the main thread
-  pthread_t handle{};  // set by the thread itself before it can be suspended
+  stack_region stack;  // empty for the main thread; given back once the thread is joined
+  std::size_t stack_size = 0;
+  std::size_t final_stack_used = 0;  // max_used() when the stack was given back
+  pthread_t handle{};                // set by the thread itself before it can be suspended
 
   std::atomic<bool> suspendable{false};
   std::atomic<bool> suspend_requested{false};
@@ -49,13 +52,26 @@ struct thread_record {
   // signal arriving then only leaves the request, and the end of the section parks.
   std::atomic<int> core_depth{0};
 
-  // Guards `ended` against a suspend signal being sent to a thread that is exiting.
+  // Guards `ended` against a suspend signal being sent to a thread that is exiting, and
+  // `stack` against being given back while list() measures it.
   std::mutex signal_lock;
   std::atomic<bool> ended{false};
 
   std::atomic<std::uint32_t> notification{0};
   mailbox box;
   parker park;
+
+  std::size_t max_stack_used() {
+    std::lock_guard guard(signal_lock);
+    return stack.empty() ? final_stack_used : stack.max_used();
+  }
+
+  // Called once the thread is joined: nothing runs on the stack any more.
+  void give_back_stack_now() {
+    std::lock_guard guard(signal_lock);
+    final_stack_used = stack.max_used();
+    give_back_stack(std::move(stack));
+  }
 
   thread_state state() const {
     if (suspend_requested.load(std::memory_order_acquire)) return thread_state::suspended;

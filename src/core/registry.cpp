@@ -92,19 +92,14 @@ record_ptr registry::find(thread_id id) const {
   return it == threads_.end() ? nullptr : it->second;
 }
 
-record_ptr registry::find_cached(thread_id id) const {
+const record_ptr& registry::find_cached(thread_id id) const {
   struct last_target {
     thread_id id = 0;
-    std::weak_ptr<thread_record> record;
+    record_ptr record;
   };
   thread_local last_target last;
-  if (last.id == id) {
-    if (record_ptr target = last.record.lock()) return target;
-  }
-  record_ptr target = find(id);
-  last.id = id;
-  last.record = target;
-  return target;
+  if (last.id != id || last.record == nullptr || last.record->ended.load()) last = {id, find(id)};
+  return last.record;
 }
 
 std::vector<record_ptr> registry::all() const {

@@ -37,9 +37,9 @@ class registry {
   std::optional<std::string> recent_name(thread_id id) const;
   record_ptr find(thread_id id) const;
   // find() for the hot path of a thread that sends to the same thread again and again: the
-  // calling thread remembers its last target without keeping it alive, so a repeat takes no
-  // lock that other threads take too. May return a record that has ended (never a reused id).
-  record_ptr find_cached(thread_id id) const;
+  // calling thread remembers its last target, so a repeat takes no lock that other threads take
+  // too. May return a record that has ended (ids are never reused, so it is the right one).
+  const record_ptr& find_cached(thread_id id) const;
   std::vector<record_ptr> all() const;  // by id; the main thread first
 
   // Threads blocked in join(): woken whenever a thread is removed.

@@ -62,6 +62,7 @@ class reaper {
         queue_.pop_front();
       }
       pthread_join(ended->handle, nullptr);
+      ended->give_back_stack_now();
       registry::instance().remove(ended->id);
     }
   }
@@ -171,6 +172,7 @@ thread_id detail::start(std::string_view name, const start_options& options,
   const std::size_t size =
       core::effective_stack_size(options.stack_size != 0 ? options.stack_size : stack_size());
   record->stack = core::take_stack(size);
+  record->stack_size = record->stack.size();
   threads.add(record);
 
   pthread_attr_t attributes;
@@ -292,7 +294,7 @@ std::vector<thread_info> list() {
   std::vector<thread_info> result;
   for (const core::record_ptr& record : registry::instance().all()) {
     result.push_back(thread_info{record->id, record->type, record->name, record->state(),
-                                 record->stack.size(), record->stack.max_used()});
+                                 record->stack_size, record->max_stack_used()});
   }
   return result;
 }
