@@ -44,8 +44,8 @@ bool deadline_passed(const timespec& deadline);
 
 // Blocks the calling thread until `ready()` is true (returns true) or the deadline passes
 // (false). Parks while suspended, throws thread_killed when killed. `ready` runs with no lock
-// held. `arrived` is a cheap look that changes nothing, true once `ready()` may have turned true
-// through data published with parker::publish(); the spin watches it.
+// held. `arrived(going_to_sleep)` tells the parker when `ready()` may have turned true (see
+// parker::wait).
 template <class Ready, class Arrived>
 bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready,
                 const Arrived& arrived) {
@@ -75,7 +75,7 @@ bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready,
 // For conditions that only a wake() changes (a thread gone, a sleep's deadline).
 template <class Ready>
 bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready) {
-  return wait_until(self, deadline, std::forward<Ready>(ready), [] { return false; });
+  return wait_until(self, deadline, std::forward<Ready>(ready), [](bool) { return false; });
 }
 
 }  // namespace mthread::core

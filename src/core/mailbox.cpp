@@ -16,6 +16,8 @@ constexpr std::uint64_t full_with(std::uint64_t position) {
   return 2 * position + 1;
 }
 
+constexpr std::uint64_t prefetch_distance = 8;
+
 }  // namespace
 
 mailbox::~mailbox() {
@@ -36,27 +38,33 @@ mailbox::cell* mailbox::ring_for_sender() {
   return ring;  // another sender was first; `fresh` goes away
 }
 
-bool mailbox::push(message&& m) {
-  std::uint64_t position = tail_.load(std::memory_order_relaxed);
-  if ((position & closed_bit) != 0) return false;
+mailbox::push_result mailbox::push(message&& m) {
+  std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+  if ((tail & closed_bit) != 0) return refused;
   cell* ring = ring_for_sender();
   for (;;) {
+    const std::uint64_t position = tail & position_mask;
     cell& c = ring[position % depth_];
     const std::uint64_t sequence = c.sequence.load(std::memory_order_acquire);
     const auto lag = static_cast<std::int64_t>(sequence - empty_for(position));
     if (lag == 0) {
-      // Fails, among others, once close() has set the closed bit.
-      if (tail_.compare_exchange_weak(position, position + 1, std::memory_order_relaxed)) {
+      // Clears the wake bit; fails, among others, once close() has set the closed bit.
+      if (tail_.compare_exchange_weak(tail, position + 1, std::memory_order_relaxed)) {
         c.value = std::move(m);
         c.sequence.store(full_with(position), std::memory_order_release);
-        return true;
+        // Ask now for a cell a few ahead: the receiver wrote it last (a lap ago), and without
+        // this the claim's locked instruction would wait for each cell's transfer in turn.
+        if (depth_ > prefetch_distance) {
+          __builtin_prefetch(&ring[(position + prefetch_distance) % depth_], 1);
+        }
+        return (tail & wake_bit) != 0 ? accepted_wake_receiver : accepted;
       }
     } else if (lag < 0) {
-      return false;  // full: this cell still holds the message of the lap before
+      return refused;  // full: this cell still holds the message of the lap before
     } else {
-      position = tail_.load(std::memory_order_relaxed);
+      tail = tail_.load(std::memory_order_relaxed);
     }
-    if ((position & closed_bit) != 0) return false;
+    if ((tail & closed_bit) != 0) return refused;
   }
 }
 
@@ -83,6 +91,13 @@ bool mailbox::has_message() const {
   return ring[position % depth_].sequence.load(std::memory_order_acquire) == full_with(position);
 }
 
+bool mailbox::wake_me_on_push() {
+  // Ordered with every claim (all read-modify-writes of the tail): a claim before this one is
+  // seen here, a later one sees the bit.
+  const std::uint64_t tail = tail_.fetch_or(wake_bit, std::memory_order_seq_cst);
+  return (tail & position_mask) != head_.load(std::memory_order_relaxed);
+}
+
 bool mailbox::empty() const {
   if ((tail_.load(std::memory_order_acquire) & closed_bit) != 0) return true;
   const cell* ring = ring_.load(std::memory_order_acquire);
@@ -92,7 +107,7 @@ bool mailbox::empty() const {
 }
 
 void mailbox::close() {
-  const std::uint64_t end = tail_.fetch_or(closed_bit, std::memory_order_acq_rel);
+  const std::uint64_t end = tail_.fetch_or(closed_bit, std::memory_order_acq_rel) & position_mask;
   // Every position before `end` is claimed; a sender still filling its cell finishes soon (it
   // never blocks), and only then is its message freed.
   message dropped;

@@ -29,12 +29,17 @@ class mailbox {
   mailbox(const mailbox&) = delete;
   mailbox& operator=(const mailbox&) = delete;
 
-  // Any thread. False when the mailbox is full or closed.
-  bool push(message&& m);
+  enum push_result { refused, accepted, accepted_wake_receiver };
+  // Any thread. Refused when the mailbox is full or closed; accepted_wake_receiver when the
+  // receiver asked to be woken (wake_me_on_push) and this push is the first since.
+  push_result push(message&& m);
   // The owning thread only. False when the mailbox is empty.
   bool pop(message& out);
   // The owning thread only: true when pop() would succeed. Changes nothing.
   bool has_message() const;
+  // The owning thread only, before it sleeps: the next push reports that it must wake the
+  // receiver. True if a message is already on its way (then do not sleep).
+  bool wake_me_on_push();
   // Any thread.
   bool empty() const;
   // The owning thread only, once, when it ends: later pushes fail; held messages are freed.
@@ -47,8 +52,12 @@ class mailbox {
   };
   cell* ring_for_sender();
 
-  // Set in the tail by close(): a sender's claim of the next position then fails.
+  // Flags in the tail beside the position, so that a sender's claim (a compare-exchange of the
+  // tail) sees them at no extra cost. closed_bit: set by close(), a claim then fails.
+  // wake_bit: set by wake_me_on_push(), cleared by the next claim.
   static constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
+  static constexpr std::uint64_t wake_bit = std::uint64_t{1} << 62;
+  static constexpr std::uint64_t position_mask = wake_bit - 1;
 
   // Each group on a line of its own, so that nobody's writes evict what the other side reads:
   // read-mostly (written once), ...

@@ -44,9 +44,16 @@ bool post(const api_call& call, thread_id id, message&& m) {
   return for_targets(call, id, [&](core::thread_record& target) {
     // One target takes the message itself; each target of a broadcast a copy.
     message copy = id == broadcast ? message(m) : std::move(m);
-    if (!target.box.push(std::move(copy))) return false;
-    target.park.publish();
-    return true;
+    switch (target.box.push(std::move(copy))) {
+      case core::mailbox::refused:
+        return false;
+      case core::mailbox::accepted_wake_receiver:
+        target.park.wake();
+        return true;
+      case core::mailbox::accepted:
+        return true;
+    }
+    return false;
   });
 }
 
@@ -90,7 +97,7 @@ std::optional<std::uint32_t> wait(std::chrono::milliseconds timeout) {
   const timespec deadline = deadline_for(timeout);
   if (core::wait_until(
           self, &deadline, [&] { return (value = self.notification.exchange(0)) != 0; },
-          [&] { return self.notification.load(std::memory_order_relaxed) != 0; })) {
+          [&](bool) { return self.notification.load(std::memory_order_relaxed) != 0; })) {
     return value;
   }
   return std::nullopt;
@@ -138,7 +145,10 @@ message get_msg(std::chrono::milliseconds timeout) {
   }
   const timespec deadline = deadline_for(timeout);
   core::wait_until(
-      self, &deadline, [&] { return self.box.pop(m); }, [&] { return self.box.has_message(); });
+      self, &deadline, [&] { return self.box.pop(m); },
+      [&](bool going_to_sleep) {
+        return going_to_sleep ? self.box.wake_me_on_push() : self.box.has_message();
+      });
   return m;
 }
 

@@ -46,15 +46,16 @@ constexpr std::int64_t pure_spin_ns = 10'000;
 
 parker::parker() : spin_ns_(initial_spin_ns) {}
 
-void parker::wait_for(std::uint32_t seen, const timespec* deadline, bool (*ready)(const void*),
-                      const void* context) {
-  auto woken = [&] {
-    return word_.load(std::memory_order_acquire) != seen || (ready != nullptr && ready(context));
+void parker::wait_for(std::uint32_t seen, const timespec* deadline,
+                      bool (*arrived)(const void*, bool), const void* context) {
+  auto woken = [&](bool going_to_sleep) {
+    return word_.load(std::memory_order_acquire) != seen ||
+           (arrived != nullptr && arrived(context, going_to_sleep));
   };
   const std::int64_t start = now_ns();
   const std::int64_t budget = spin_ns_.load(std::memory_order_relaxed);
   for (unsigned i = 1; budget > 0; ++i) {
-    if (woken()) return;
+    if (woken(false)) return;
     cpu_relax();
     if ((i & 7) == 0) {
       const std::int64_t spun = now_ns() - start;
@@ -65,7 +66,7 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline, bool (*ready
   const int spun_on = sched_getcpu();
   sleeping_.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with publish()
-  if (woken()) {
+  if (woken(true)) {
     sleeping_.store(false, std::memory_order_relaxed);
     return;  // the wake came just as the spin ended: the budget stays
   }

@@ -1,6 +1,6 @@
 // A futex word a thread sleeps on, and that anyone can wake.
 // Every wait and sleep of mthread's goes through one, so each is a place where suspend and kill
-// are noticed: they wake the parker too. wait() without a probe is async-signal-safe (the
+// are noticed: they wake the parker too. wait() without `arrived` is async-signal-safe (the
 // suspend handler parks on it).
 #pragma once
 
@@ -18,9 +18,15 @@ class parker {
   // Read the word before checking the condition you wait for; pass it to wait().
   std::uint32_t prepare() const { return word_.load(std::memory_order_acquire); }
 
-  // Returns when wake() was called after prepare() returned `seen`, when `ready()` turns true
-  // after a publish() (see there), when `deadline` (CLOCK_MONOTONIC, nullptr: none) passes, or
-  // on a signal. Only the owning thread waits. `ready` must be cheap and change nothing.
+  // Returns when wake() was called after prepare() returned `seen`, when `arrived(false)` turns
+  // true, when `deadline` (CLOCK_MONOTONIC, nullptr: none) passes, or on a signal. Only the
+  // owning thread waits.
+  //
+  // `arrived(false)` is the spin's look at what the owner waits for: cheap, and changing
+  // nothing. `arrived(true)` is the last look before sleeping, made after the owner said it is
+  // going to sleep: whoever publishes what it looks at after that must wake() it — publish()
+  // does, or a protocol of the data's own (the mailbox's). Most hand-offs thus reach a spinning
+  // owner without touching the parker at all.
   //
   // Spins before sleeping: a hand-off to a thread that is spinning costs a few cache-line
   // transfers, one to a sleeping thread a futex call on each side and a trip through the
@@ -29,10 +35,14 @@ class parker {
   // partner) keep the spin long enough to catch them; waits that last longer than any
   // reasonable spin (an idle thread), and wakers that could only run once the spinner let go of
   // their CPU (a busy machine), shrink it to almost nothing.
-  template <class Ready>
-  void wait(std::uint32_t seen, const timespec* deadline, const Ready& ready) {
+  template <class Arrived>
+  void wait(std::uint32_t seen, const timespec* deadline, const Arrived& arrived) {
     wait_for(
-        seen, deadline, [](const void* r) { return (*static_cast<const Ready*>(r))(); }, &ready);
+        seen, deadline,
+        [](const void* a, bool going_to_sleep) {
+          return (*static_cast<const Arrived*>(a))(going_to_sleep);
+        },
+        &arrived);
   }
   void wait(std::uint32_t seen, const timespec* deadline) {
     wait_for(seen, deadline, nullptr, nullptr);
@@ -41,8 +51,8 @@ class parker {
   // Wakes the owner whatever it waits for (kill, suspend, resume, a thread gone).
   void wake();
 
-  // For whoever just published what the owner's `ready()` looks at (a message, a notification):
-  // wakes the owner only if it sleeps. A spinning owner sees the data itself, so the common
+  // For whoever just published what the owner's `arrived()` looks at (a notification): wakes
+  // the owner only if it sleeps. A spinning owner sees the data itself, so the common
   // hand-off touches no line of the parker's but one that only changes when the owner sleeps.
   void publish() {
     // Pairs with the fence in wait_for(): either the owner's last look at `ready()` sees the
@@ -52,7 +62,7 @@ class parker {
   }
 
  private:
-  void wait_for(std::uint32_t seen, const timespec* deadline, bool (*ready)(const void*),
+  void wait_for(std::uint32_t seen, const timespec* deadline, bool (*arrived)(const void*, bool),
                 const void* context);
 
   std::atomic<std::uint32_t> word_{0};
