@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <type_traits>
 #include <utility>
 
 #include "core/registry.hpp"
@@ -65,17 +66,22 @@ bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready,
     if (!suspended) {
       if (ready()) return true;
       if (deadline != nullptr && deadline_passed(*deadline)) return false;
-      self.park.wait(seen, deadline, arrived);
+      if constexpr (std::is_null_pointer_v<Arrived>) {
+        self.park.wait(seen, deadline);
+      } else {
+        self.park.wait(seen, deadline, arrived);
+      }
     } else {
       self.park.wait(seen, nullptr);
     }
   }
 }
 
-// For conditions that only a wake() changes (a thread gone, a sleep's deadline).
+// For conditions that only a wake() changes (a thread ended or gone, a sleep's deadline): these
+// waits are long, so they sleep at once instead of spinning.
 template <class Ready>
 bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready) {
-  return wait_until(self, deadline, std::forward<Ready>(ready), [](bool) { return false; });
+  return wait_until(self, deadline, std::forward<Ready>(ready), nullptr);
 }
 
 }  // namespace mthread::core

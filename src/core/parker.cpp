@@ -52,8 +52,9 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
     return word_.load(std::memory_order_acquire) != seen ||
            (arrived != nullptr && arrived(context, going_to_sleep));
   };
-  const std::int64_t start = now_ns();
-  const std::int64_t budget = spin_ns_.load(std::memory_order_relaxed);
+  const bool adapt = arrived != nullptr;
+  const std::int64_t start = adapt ? now_ns() : 0;
+  const std::int64_t budget = adapt ? spin_ns_.load(std::memory_order_relaxed) : 0;
   for (unsigned i = 1; budget > 0; ++i) {
     if (woken(false)) return;
     cpu_relax();
@@ -63,7 +64,7 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
       if (spun >= pure_spin_ns && (i & 63) == 0) sched_yield();
     }
   }
-  const int spun_on = sched_getcpu();
+  const int spun_on = adapt ? sched_getcpu() : -1;
   sleeping_.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with publish()
   if (woken(true)) {
@@ -74,6 +75,7 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
   // stretches the total time.
   futex(&word_, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen, deadline, FUTEX_BITSET_MATCH_ANY);
   sleeping_.store(false, std::memory_order_relaxed);
+  if (!adapt) return;
   // Adapt. A waker that ran on the CPU this thread spun on could only run once the spin ended
   // (the two threads share a CPU: the machine is busy): spinning is in the way, do not. A wake
   // within the longest spin from elsewhere would have been caught by spinning: spin fully. A

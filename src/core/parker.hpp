@@ -44,6 +44,8 @@ class parker {
         },
         &arrived);
   }
+  // Without `arrived` only a wake() ends the wait: it sleeps at once (these waits are long:
+  // suspended, joining, sleeping).
   void wait(std::uint32_t seen, const timespec* deadline) {
     wait_for(seen, deadline, nullptr, nullptr);
   }

@@ -39,14 +39,14 @@ struct thread_record {
   std::function<void()> body;
   stack_region stack;  // empty for the main thread; given back once the thread is joined
   std::size_t stack_size = 0;
-  std::size_t final_stack_used = 0;  // max_used() when the stack was given back
-  pthread_t handle{};                // set by the thread itself before it can be suspended
+  pthread_t handle{};  // set by the thread itself before it can be suspended
 
   std::atomic<bool> suspendable{false};
   std::atomic<bool> suspend_requested{false};
   std::atomic<bool> kill_requested{false};
   std::atomic<bool> waiting{false};
-  int kill_deferrals = 0;  // touched by the thread itself only
+  int kill_deferrals = 0;         // touched by the thread itself only
+  bool suspension_ended = false;  // likewise
 
   // > 0 while the thread is inside the core (and may hold a lock of the core's): a suspend
   // signal arriving then only leaves the request, and the end of the section parks.
@@ -61,17 +61,22 @@ struct thread_record {
   mailbox box;
   parker park;
 
+  // 0 once the stack is given back (the thread is then leaving list() too).
   std::size_t max_stack_used() {
     std::lock_guard guard(signal_lock);
-    return stack.empty() ? final_stack_used : stack.max_used();
+    return stack.max_used();
   }
 
   // Called once the thread is joined: nothing runs on the stack any more.
   void give_back_stack_now() {
     std::lock_guard guard(signal_lock);
-    final_stack_used = stack.max_used();
     give_back_stack(std::move(stack));
   }
+
+  // Threads blocked in join() on this one; whoever joins the ended thread (pthread_join, the
+  // stack given back, gone from the registry) claims it first: a joiner, or else the reaper.
+  std::atomic<int> joiners{0};
+  std::atomic<bool> reap_claimed{false};
 
   thread_state state() const {
     if (suspend_requested.load(std::memory_order_acquire)) return thread_state::suspended;

@@ -114,6 +114,11 @@ std::vector<record_ptr> registry::all() const {
   return result;
 }
 
+void registry::wake_joiners() const {
+  std::lock_guard guard(lock_);
+  for (thread_record* joiner : joiners_) joiner->park.wake();
+}
+
 void registry::add_joiner(thread_record* joiner) {
   std::lock_guard guard(lock_);
   joiners_.push_back(joiner);

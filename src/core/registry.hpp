@@ -42,9 +42,10 @@ class registry {
   const record_ptr& find_cached(thread_id id) const;
   std::vector<record_ptr> all() const;  // by id; the main thread first
 
-  // Threads blocked in join(): woken whenever a thread is removed.
+  // Threads blocked in join(): woken whenever a thread ends or is removed.
   void add_joiner(thread_record* joiner);
   void remove_joiner(thread_record* joiner);
+  void wake_joiners() const;
 
   std::atomic<bool> repl_accepts_messages{true};
 

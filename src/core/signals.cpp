@@ -109,24 +109,15 @@ void enter_thread_signals(thread_record& self) {
 }
 
 void leave_thread_signals(thread_record& self) {
-  // Blocked first: from here on the thread takes core locks without a core_section.
-  sigset_t blocked;
-  sigemptyset(&blocked);
-  sigaddset(&blocked, suspend_signal());
-  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
   {
     std::lock_guard guard(self.signal_lock);
     self.ended = true;
   }
-  // Give back the alternate stack the thread had before ours (none: disable it), so that
-  // whoever installed it can free it.
+  // Give back the alternate stack the thread had before ours, so that whoever installed it can
+  // free it. None before: ours goes with the thread, which now runs only the library's code.
   stack_t restored = previous_alternate;
-  if (restored.ss_sp == nullptr || (restored.ss_flags & SS_DISABLE) != 0) {
-    restored = stack_t{};
-    restored.ss_flags = SS_DISABLE;
-  } else {
-    restored.ss_flags = 0;
-  }
+  if (restored.ss_sp == nullptr || (restored.ss_flags & SS_DISABLE) != 0) return;
+  restored.ss_flags = 0;
   sigaltstack(&restored, nullptr);
 }
 

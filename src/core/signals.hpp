@@ -13,7 +13,7 @@ namespace mthread::core {
 int suspend_signal();
 void install_signal_handlers();
 
-// Called by a started thread first thing, and last thing.
+// Called by a started thread first thing, and last thing (once it can no longer be suspended).
 void enter_thread_signals(thread_record& self);
 void leave_thread_signals(thread_record& self);
 

@@ -83,6 +83,7 @@ stack_region& stack_region::operator=(stack_region&& other) noexcept {
     mapped_ = std::exchange(other.mapped_, 0);
     usable_low_ = std::exchange(other.usable_low_, nullptr);
     usable_ = std::exchange(other.usable_, 0);
+    always_used_ = std::exchange(other.always_used_, 0);
   }
   return *this;
 }
@@ -115,13 +116,36 @@ std::size_t stack_region::max_used() const {
   return 0;
 }
 
+void stack_region::note_entry_frame(const void* frame) {
+  const char* top = usable_low_ + usable_;
+  const auto above = static_cast<std::size_t>(top - static_cast<const char*>(frame));
+  always_used_ = std::min(usable_, round_to_pages(above));
+}
+
 void stack_region::discard_contents() {
   if (base_ == nullptr) return;
-  // Only what can be resident: the pages from the high-water mark up, and the signal stack.
-  // A smaller range is a cheaper call and a smaller TLB flush on the other CPUs.
-  const std::size_t used = max_used();
-  madvise(usable_low_ + usable_ - used, used, MADV_DONTNEED);
-  madvise(signal_stack(), signal_stack_size(), MADV_DONTNEED);
+  // One look at the signal stack and the usable stack together (the guard zone between them is
+  // never resident).
+  const std::size_t page = page_size();
+  char* const low = signal_stack();
+  const std::size_t pages = static_cast<std::size_t>(usable_low_ + usable_ - low) / page;
+  std::vector<unsigned char> resident(pages);
+  if (mincore(low, pages * page, resident.data()) != 0) return;
+  const std::size_t signal_pages = signal_stack_size() / page;
+  if (std::any_of(resident.begin(), resident.begin() + static_cast<std::ptrdiff_t>(signal_pages),
+                  [](unsigned char r) { return (r & 1) != 0; })) {
+    madvise(low, signal_stack_size(), MADV_DONTNEED);
+  }
+  // The usable stack from its high-water mark up, but for the pages every thread touches before
+  // its body runs (the thread's control block and TLS, the entry frames): dropping those would
+  // only make the next thread fault them in again, and they count in its high-water mark anyway.
+  const auto first_usable = static_cast<std::ptrdiff_t>((usable_low_ - low) / page);
+  const auto touched = std::find_if(resident.begin() + first_usable, resident.end(),
+                                    [](unsigned char r) { return (r & 1) != 0; });
+  const std::size_t used = static_cast<std::size_t>(resident.end() - touched) * page;
+  if (used > always_used_) {
+    madvise(usable_low_ + usable_ - used, used - always_used_, MADV_DONTNEED);
+  }
 }
 
 namespace {

@@ -30,7 +30,10 @@ class stack_region {
   bool in_guard(const void* address) const;
   // Bytes between the top and the lowest page ever touched: within one page of the truth.
   std::size_t max_used() const;
-  // Drops every page's contents, so a reused stack is again not resident and measures afresh.
+  // Told by the thread running on it where its entry frame is: what lies above is used by every
+  // thread, and is kept resident by discard_contents().
+  void note_entry_frame(const void* frame);
+  // Drops the pages' contents, so a reused stack is again not resident and measures afresh.
   void discard_contents();
 
  private:
@@ -39,6 +42,7 @@ class stack_region {
   std::size_t mapped_ = 0;
   char* usable_low_ = nullptr;
   std::size_t usable_ = 0;
+  std::size_t always_used_ = 0;
 };
 
 // Clamps to [min_stack_size, max_stack_size] and rounds up to whole pages.

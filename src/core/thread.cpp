@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -24,9 +25,27 @@ namespace {
 
 std::atomic<std::size_t> default_stack{default_stack_size};
 
-// Joins ended threads so their stacks can be recycled: a thread cannot free the stack it runs
-// on. Only after the join is a thread gone from the registry, so "status() is TERMINATED"
-// means its stack and mailbox are freed.
+// Joins an ended thread, gives its stack back (a thread cannot free the stack it runs on) and
+// only then removes it from the registry, so "status() is TERMINATED" means its stack and
+// mailbox are freed. Done once, by whoever claims it first: a thread blocked in join() on it
+// (at once, as std::thread::join would), or else the reaper.
+void reap_if_unclaimed(thread_record& ended) {
+  if (ended.reap_claimed.exchange(true)) return;
+  // `ended` is set a few system calls before the thread is gone: a joiner that just saw it
+  // would most often go to sleep in pthread_join only to be woken at once.
+  const timespec give_up = deadline_after(std::chrono::microseconds(20));
+  while (pthread_tryjoin_np(ended.handle, nullptr) == EBUSY) {
+    if (deadline_passed(give_up)) {
+      pthread_join(ended.handle, nullptr);
+      break;
+    }
+    sched_yield();
+  }
+  ended.give_back_stack_now();
+  registry::instance().remove(ended.id);
+}
+
+// Reaps the threads nobody joins.
 class reaper {
  public:
   static reaper& instance() {
@@ -61,9 +80,7 @@ class reaper {
         ended = std::move(queue_.front());
         queue_.pop_front();
       }
-      pthread_join(ended->handle, nullptr);
-      ended->give_back_stack_now();
-      registry::instance().remove(ended->id);
+      if (ended != nullptr) reap_if_unclaimed(*ended);
     }
   }
 
@@ -90,13 +107,16 @@ void report_uncaught(const thread_record& self, const char* what) {
 // Once the body is over, the thread runs only the library's code (printing an uncaught
 // exception, freeing the body's captures), which takes stdio's and malloc's locks: a suspend
 // signal parking it there would stop every thread that needs those locks. So no suspend from
-// here on; one already requested stays pending until the thread is gone.
+// here on; one already requested stays pending until the thread is gone. The thread enters a
+// core section it never leaves (the suspend handler parks only outside one): as good as
+// blocking the signal, without the system call.
 void end_suspension(thread_record& self) {
+  if (self.suspension_ended) return;
+  self.suspension_ended = true;
   self.suspendable.store(false, std::memory_order_seq_cst);
-  sigset_t blocked;
-  sigemptyset(&blocked);
-  sigaddset(&blocked, suspend_signal());
-  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+  self.core_depth.store(self.core_depth.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
 // The body always runs, even when killed before it started: a binding must get the chance to
@@ -122,15 +142,21 @@ void finish(thread_record& self) {
   // From here on a kill no longer throws: the captures' destructors may call into mthread.
   ++self.kill_deferrals;
   self.body = nullptr;
-  leave_thread_signals(self);
+  leave_thread_signals(self);  // `ended` from here on
   self.box.close();
-  reaper::instance().hand_over(registry::instance().find(self.id));
+  // A joiner reaps the thread itself; the reaper only the threads nobody waits for. (A joiner
+  // that gives up after this sees `ended` and reaps; one that gave up before is not counted.)
+  registry::instance().wake_joiners();
+  if (self.joiners.load(std::memory_order_seq_cst) == 0) {
+    reaper::instance().hand_over(registry::instance().find(self.id));
+  }
 }
 
 void* thread_entry(void* argument) {
   auto& self = *static_cast<thread_record*>(argument);
   registry::set_self(&self);
   self.handle = pthread_self();
+  self.stack.note_entry_frame(__builtin_frame_address(0));
   enter_thread_signals(self);
   set_os_name(self.name);
   struct finisher {
@@ -375,10 +401,23 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
     return true;
   }
   threads.add_joiner(call.self());
+  target->joiners.fetch_add(1, std::memory_order_seq_cst);
   struct leave {
     core::thread_record* self;
-    ~leave() { registry::instance().remove_joiner(self); }
-  } at_end{call.self()};
+    core::thread_record& target;
+    ~leave() {
+      registry::instance().remove_joiner(self);
+      // The last joiner to give up on a thread that ended meanwhile reaps it: its end saw a
+      // joiner and left it to us.
+      if (target.joiners.fetch_sub(1, std::memory_order_seq_cst) == 1 && target.ended.load()) {
+        core::reap_if_unclaimed(target);
+      }
+    }
+  } at_end{call.self(), *target};
+  if (!core::wait_until(*call.self(), &deadline, [&] { return target->ended.load(); })) {
+    return false;
+  }
+  core::reap_if_unclaimed(*target);  // or wait for whoever claimed it
   return core::wait_until(*call.self(), &deadline, gone);
 }
 
