@@ -59,59 +59,62 @@ int idle_threads() {
   return smoke() ? 20 : 200;
 }
 
-void report_rss(benchmark::State& state, long before, long after, int n) {
-  state.counters["rss_per_thread_bytes"] = static_cast<double>(after - before) / n;
+// Growth of the process's RSS while `n` threads wait idle, per thread.
+double rss_of_idle_mthreads(int n) {
+  const long before = bench::rss_bytes();
+  std::vector<mthread::thread_id> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(mthread::start_new_thread("idle", [] { mthread::wait(1h); }));
+  }
+  for (const auto id : ids) {
+    while (mthread::status(id) != mthread::thread_state::waiting) std::this_thread::yield();
+  }
+  const long after = bench::rss_bytes();
+  for (const auto id : ids) mthread::notify(id, 1);
+  for (const auto id : ids) mthread::join(id, patience);
+  return static_cast<double>(after - before) / n;
 }
 
-void rss_idle_mthread(benchmark::State& state) {
-  // One-time costs (the reaper thread, signal handlers) are not per thread.
-  mthread::join(mthread::start_new_thread("warm", [] {}), patience);
-  const int n = idle_threads();
-  for (auto _ : state) {
-    const long before = bench::rss_bytes();
-    std::vector<mthread::thread_id> ids;
-    for (int i = 0; i < n; ++i) {
-      ids.push_back(mthread::start_new_thread("idle", [] { mthread::wait(1h); }));
-    }
-    for (const auto id : ids) {
-      while (mthread::status(id) != mthread::thread_state::waiting) std::this_thread::yield();
-    }
-    const long after = bench::rss_bytes();
-    report_rss(state, before, after, n);
-    for (const auto id : ids) mthread::notify(id, 1);
-    for (const auto id : ids) mthread::join(id, patience);
+double rss_of_idle_std_threads(int n) {
+  const long before = bench::rss_bytes();
+  std::mutex lock;
+  std::condition_variable wake;
+  bool go = false;
+  int waiting = 0;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&] {
+      std::unique_lock guard(lock);
+      ++waiting;
+      wake.wait(guard, [&] { return go; });
+    });
   }
+  for (;;) {
+    std::lock_guard guard(lock);
+    if (waiting == n) break;
+  }
+  const long after = bench::rss_bytes();
+  {
+    std::lock_guard guard(lock);
+    go = true;
+  }
+  wake.notify_all();
+  for (auto& t : threads) t.join();
+  return static_cast<double>(after - before) / n;
+}
+
+// Each side first runs its scenario once with one thread: one-time costs (the code pages of
+// the paths it runs, mthread's reaper, the allocator's first growth) are not per thread.
+void rss_idle_mthread(benchmark::State& state) {
+  rss_of_idle_mthreads(1);
+  for (auto _ : state)
+    state.counters["rss_per_thread_bytes"] = rss_of_idle_mthreads(idle_threads());
 }
 
 void rss_idle_std(benchmark::State& state) {
-  std::thread([] {}).join();
-  const int n = idle_threads();
+  rss_of_idle_std_threads(1);
   for (auto _ : state) {
-    const long before = bench::rss_bytes();
-    std::mutex lock;
-    std::condition_variable wake;
-    bool go = false;
-    int waiting = 0;
-    std::vector<std::thread> threads;
-    for (int i = 0; i < n; ++i) {
-      threads.emplace_back([&] {
-        std::unique_lock guard(lock);
-        ++waiting;
-        wake.wait(guard, [&] { return go; });
-      });
-    }
-    for (;;) {
-      std::lock_guard guard(lock);
-      if (waiting == n) break;
-    }
-    const long after = bench::rss_bytes();
-    report_rss(state, before, after, n);
-    {
-      std::lock_guard guard(lock);
-      go = true;
-    }
-    wake.notify_all();
-    for (auto& t : threads) t.join();
+    state.counters["rss_per_thread_bytes"] = rss_of_idle_std_threads(idle_threads());
   }
 }
 
