@@ -49,7 +49,9 @@ mailbox::push_result mailbox::push(message&& m) {
     const auto lag = static_cast<std::int64_t>(sequence - empty_for(position));
     if (lag == 0) {
       // Clears the wake bit; fails, among others, once close() has set the closed bit.
-      if (tail_.compare_exchange_weak(tail, position + 1, std::memory_order_relaxed)) {
+      // Acquire: a claim that sees the wake bit then sees the receiver going to sleep too.
+      if (tail_.compare_exchange_weak(tail, position + 1, std::memory_order_acquire,
+                                      std::memory_order_relaxed)) {
         c.value = std::move(m);
         c.sequence.store(full_with(position), std::memory_order_release);
         // Ask now for a cell a few ahead: the receiver wrote it last (a lap ago), and without

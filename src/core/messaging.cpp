@@ -73,7 +73,7 @@ bool notify(thread_id id, std::uint32_t value) {
   api_call call;
   if (value == 0) throw error("mthread: notify: value must be 1..4294967295, got 0");
   return for_targets(call, id, [&](core::thread_record& target) {
-    target.notification.store(value, std::memory_order_release);
+    target.notification.store(value, std::memory_order_seq_cst);  // see parker::publish
     target.park.publish();
     return true;
   });
@@ -97,7 +97,7 @@ std::optional<std::uint32_t> wait(std::chrono::milliseconds timeout) {
   const timespec deadline = deadline_for(timeout);
   if (core::wait_until(
           self, &deadline, [&] { return (value = self.notification.exchange(0)) != 0; },
-          [&](bool) { return self.notification.load(std::memory_order_relaxed) != 0; })) {
+          [&](bool) { return self.notification.load(std::memory_order_seq_cst) != 0; })) {
     return value;
   }
   return std::nullopt;

@@ -48,8 +48,10 @@ parker::parker() : spin_ns_(initial_spin_ns) {}
 
 void parker::wait_for(std::uint32_t seen, const timespec* deadline,
                       bool (*arrived)(const void*, bool), const void* context) {
+  // seq_cst: with the store to sleeping_ before the last look, the other half of the handshake
+  // in wake() and publish().
   auto woken = [&](bool going_to_sleep) {
-    return word_.load(std::memory_order_acquire) != seen ||
+    return word_.load(std::memory_order_seq_cst) != seen ||
            (arrived != nullptr && arrived(context, going_to_sleep));
   };
   const bool adapt = arrived != nullptr;
@@ -65,8 +67,7 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
     }
   }
   const int spun_on = adapt ? sched_getcpu() : -1;
-  sleeping_.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with publish()
+  sleeping_.store(true, std::memory_order_seq_cst);
   if (woken(true)) {
     sleeping_.store(false, std::memory_order_relaxed);
     return;  // the wake came just as the spin ended: the budget stays

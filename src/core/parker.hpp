@@ -56,11 +56,10 @@ class parker {
   // For whoever just published what the owner's `arrived()` looks at (a notification): wakes
   // the owner only if it sleeps. A spinning owner sees the data itself, so the common
   // hand-off touches no line of the parker's but one that only changes when the owner sleeps.
+  // The data must be stored, and read by `arrived(true)`, with memory_order_seq_cst: then either
+  // the owner's last look before sleeping sees it, or this load sees the owner going to sleep.
   void publish() {
-    // Pairs with the fence in wait_for(): either the owner's last look at `ready()` sees the
-    // data, or this load sees it going to sleep.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (sleeping_.load(std::memory_order_relaxed)) wake();
+    if (sleeping_.load(std::memory_order_seq_cst)) wake();
   }
 
  private:
