@@ -124,28 +124,13 @@ void stack_region::note_entry_frame(const void* frame) {
 
 void stack_region::discard_contents() {
   if (base_ == nullptr) return;
-  // One look at the signal stack and the usable stack together (the guard zone between them is
-  // never resident).
-  const std::size_t page = page_size();
+  // The signal stack, the guard zone between (never resident) and the usable stack, but for the
+  // pages every thread touches before its body runs (the thread's control block and TLS, the
+  // entry frames): dropping those would only make the next thread fault them in again, and they
+  // count in its high-water mark anyway. One call over the whole range costs less than finding
+  // the touched pages first (mincore over 8 MiB: 3.7 µs; this: under 1 µs).
   char* const low = signal_stack();
-  const std::size_t pages = static_cast<std::size_t>(usable_low_ + usable_ - low) / page;
-  std::vector<unsigned char> resident(pages);
-  if (mincore(low, pages * page, resident.data()) != 0) return;
-  const std::size_t signal_pages = signal_stack_size() / page;
-  if (std::any_of(resident.begin(), resident.begin() + static_cast<std::ptrdiff_t>(signal_pages),
-                  [](unsigned char r) { return (r & 1) != 0; })) {
-    madvise(low, signal_stack_size(), MADV_DONTNEED);
-  }
-  // The usable stack from its high-water mark up, but for the pages every thread touches before
-  // its body runs (the thread's control block and TLS, the entry frames): dropping those would
-  // only make the next thread fault them in again, and they count in its high-water mark anyway.
-  const auto first_usable = static_cast<std::ptrdiff_t>((usable_low_ - low) / page);
-  const auto touched = std::find_if(resident.begin() + first_usable, resident.end(),
-                                    [](unsigned char r) { return (r & 1) != 0; });
-  const std::size_t used = static_cast<std::size_t>(resident.end() - touched) * page;
-  if (used > always_used_) {
-    madvise(usable_low_ + usable_ - used, used - always_used_, MADV_DONTNEED);
-  }
+  madvise(low, static_cast<std::size_t>(usable_low_ + usable_ - always_used_ - low), MADV_DONTNEED);
 }
 
 namespace {

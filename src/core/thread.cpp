@@ -146,8 +146,9 @@ void finish(thread_record& self) {
   self.box.close();
   // A joiner reaps the thread itself; the reaper only the threads nobody waits for. (A joiner
   // that gives up after this sees `ended` and reaps; one that gave up before is not counted.)
-  registry::instance().wake_joiners();
-  if (self.joiners.load(std::memory_order_seq_cst) == 0) {
+  if (self.joiners.load(std::memory_order_seq_cst) > 0) {
+    registry::instance().wake_joiners();
+  } else {
     reaper::instance().hand_over(registry::instance().find(self.id));
   }
 }
