@@ -1,13 +1,35 @@
-"""What the extension needs from Python to run a thread as a CPython user expects."""
+"""What the extension needs from Python to run a thread as a CPython user expects.
+
+The extension calls ``prepare()`` once, before the first thread starts; then, per thread,
+``entry_for(name)`` in the starting thread and ``thread_ended()`` in the thread, last.
+"""
+import functools
 import sys
 import threading
 import types
 
+from . import _mthread
+
 
 def _call(func, args, kwargs):
+    if type(threading._active) is not _Active:  # see prepare()
+        _register()
+    # As a threading.Thread does: the tracer and profiler set for new threads with
+    # threading.settrace()/setprofile() (coverage, debuggers) run in this one too.
+    if threading._trace_hook is not None or threading._profile_hook is not None:
+        _set_hooks()
     return func(*args, **kwargs)
 
 
+def _set_hooks():
+    if threading._trace_hook is not None:
+        sys.settrace(threading._trace_hook)
+    if threading._profile_hook is not None:
+        sys.setprofile(threading._profile_hook)
+
+
+# Threads often share a name (a pool of "worker"s): one code object per name, not per thread.
+@functools.lru_cache(maxsize=256)
 def entry_for(name):
     """A copy of ``_call`` whose code is named after the thread, so tracebacks and faulthandler
     dumps show the thread's name in their outermost frame."""
@@ -16,19 +38,45 @@ def entry_for(name):
     return types.FunctionType(code, _call.__globals__, label)
 
 
-def thread_began(name):
+class _Active(dict):
+    """``threading._active`` (ident -> Thread) that also knows mthread's threads.
+
+    ``threading.current_thread()`` looks the caller up here; a thread that is not in it gets an
+    anonymous ``_DummyThread``. A managed thread is registered at that first look-up, under its
+    own name, instead of at its start: most threads never ask, and registering costs a
+    ``_DummyThread`` (several objects) and a stack page each. So, like a thread of CPython's
+    ``_thread``, a managed thread shows in ``threading.enumerate()`` once it asked for
+    ``current_thread()`` (``logging`` does, for ``%(threadName)s``)."""
+
+    __slots__ = ()
+
+    def __missing__(self, ident):
+        me = _mthread.getSelfID()
+        if ident != threading.get_ident() or me == 0 or me == _mthread.getReplID():
+            raise KeyError(ident)
+        return _register()
+
+
+def _register():
     """Make ``threading.current_thread().name`` (and so logging's ``%(threadName)s``) the
     thread's name."""
     dummy = threading._DummyThread()  # registers itself under get_ident()
-    dummy.name = name
-    # As a threading.Thread does: the tracer and profiler set for new threads with
-    # threading.settrace()/setprofile() (coverage, debuggers) run in this one too.
-    if threading._trace_hook is not None:
-        sys.settrace(threading._trace_hook)
-    if threading._profile_hook is not None:
-        sys.setprofile(threading._profile_hook)
+    dummy.name = _mthread.getSelfName()
+    return dummy
+
+
+def prepare():
+    # threading's functions look _active up by name at each call; its fork handler clears and
+    # refills it in place, so the subclass stays. If something else replaced it, it is left
+    # alone and each thread registers at its start instead.
+    with threading._active_limbo_lock:
+        if type(threading._active) is dict:
+            threading._active = _Active(threading._active)
 
 
 def thread_ended():
-    with threading._active_limbo_lock:
-        threading._active.pop(threading.get_ident(), None)
+    """Forget the thread's ``_DummyThread``, if it made one: its ident will be reused."""
+    ident = threading.get_ident()
+    if ident in threading._active:
+        with threading._active_limbo_lock:
+            threading._active.pop(ident, None)

@@ -15,6 +15,23 @@ PyObject* killed_type = nullptr;
 PyObject* thread_error_type = nullptr;
 PyObject* delivery_probe = nullptr;  // `lambda: None`: calling it delivers a pending async exc
 
+// mthread._glue's entry_for and thread_ended, looked up once (an import per thread costs more
+// than the rest of its Python set-up); never released, like the module.
+struct glue_functions {
+  PyObject* entry_for;
+  PyObject* thread_ended;
+};
+
+const glue_functions& glue() {
+  static const glue_functions functions = [] {
+    py::module_ module = py::module_::import("mthread._glue");
+    module.attr("prepare")();
+    return glue_functions{py::object(module.attr("entry_for")).release().ptr(),
+                          py::object(module.attr("thread_ended")).release().ptr()};
+  }();
+  return functions;
+}
+
 PyObject* handled_exception() {
   PyObject* handled = PyErr_GetHandledException();
   if (handled == Py_None) {
@@ -34,7 +51,7 @@ class python_thread final : public thread_hooks {
         func_(std::move(func)),
         args_(std::move(args)),
         kwargs_(std::move(kwargs)) {
-    entry_ = py::module_::import("mthread._glue").attr("entry_for")(name_);
+    entry_ = py::handle(glue().entry_for)(name_);
     capsule_ = py::capsule(this, "mthread.python_thread");
   }
 
@@ -90,10 +107,10 @@ class python_thread final : public thread_hooks {
   }
 
   void call_function() {
-    // A kill may land while thread_began runs, too: it ends the thread as silently as one in
-    // the body, and thread_ended (which a kill no longer reaches) still cleans up.
+    // A kill may land while the entry function sets the thread up, too: it ends the thread as
+    // silently as one in the body, and thread_ended (which a kill no longer reaches) still
+    // cleans up.
     try {
-      py::module_::import("mthread._glue").attr("thread_began")(name_);
       entry_(func_, args_, kwargs_);
       body_done();
     } catch (py::error_already_set& e) {
@@ -101,7 +118,7 @@ class python_thread final : public thread_hooks {
       if (!e.matches(PyExc_SystemExit)) report(e);
     }
     try {
-      py::module_::import("mthread._glue").attr("thread_ended")();
+      py::handle(glue().thread_ended)();
     } catch (py::error_already_set& e) {
       report(e);
     }
@@ -293,12 +310,13 @@ bool handling_thread_killed() {
 }
 
 thread_id start_python_thread(const std::string& name, py::object func, py::tuple args,
-                              py::dict kwargs, std::size_t stack_bytes) {
+                              py::dict kwargs, std::size_t stack_bytes, std::size_t mailbox_depth) {
   auto state =
       std::make_shared<python_thread>(name, std::move(func), std::move(args), std::move(kwargs));
   start_options options;
   options.type = thread_type::python;
   options.stack_size = stack_bytes;
+  options.mailbox_depth = mailbox_depth;
   options.hooks = state;
   // Starting never blocks for long, but it allocates: no GIL needed by the core here.
   return start_new_thread(options, name, [state] { state->run(); });

@@ -22,7 +22,7 @@ void create_exception_types(py::module_& module);
 
 // Starts `func(*args, **kwargs)` on a new PYTHON thread; returns its id.
 thread_id start_python_thread(const std::string& name, py::object func, py::tuple args,
-                              py::dict kwargs, std::size_t stack_bytes);
+                              py::dict kwargs, std::size_t stack_bytes, std::size_t mailbox_depth);
 
 // Runs a blocking core call with the GIL released, for at most `timeout` (nullopt: no limit).
 // `attempt(slice)` makes one bounded call and returns a value when done. In the main thread the

@@ -3,9 +3,11 @@
 // logic is in the core; interpreter glue is in interpreter.cpp.
 #include <pybind11/pybind11.h>
 
+#include <array>
 #include <atomic>
 #include <mthread/mthread.hpp>
 #include <sstream>
+#include <thread>
 
 #include "convert.hpp"
 #include "interpreter.hpp"
@@ -25,7 +27,7 @@ bool is_callable(py::handle value) {
 
 // Both forms: the device's start_new_thread(name, func, args[, kwargs]) and CPython's
 // start_new_thread(func, args[, kwargs]).
-thread_id start_thread(py::args positional, py::object stacksize) {
+thread_id start_thread(py::args positional, py::object stacksize, py::object mailbox_depth) {
   const char* function = "start_new_thread";
   std::size_t first = 0;
   std::string name;
@@ -59,7 +61,11 @@ thread_id start_thread(py::args positional, py::object stacksize) {
     kwargs = given;
   }
   const long long stack_bytes = to_integer(stacksize, function, "stacksize", 0, LLONG_MAX);
-  return start_python_thread(name, func, args, kwargs, static_cast<std::size_t>(stack_bytes));
+  // 0 is the default depth, as stacksize=0 is the default stack.
+  const long long depth =
+      to_integer(mailbox_depth, function, "mailbox_depth", 0, max_mailbox_depth);
+  return start_python_thread(name, func, args, kwargs, static_cast<std::size_t>(stack_bytes),
+                             depth == 0 ? default_mailbox_depth : static_cast<std::size_t>(depth));
 }
 
 std::size_t set_stack_size(py::object size) {
@@ -82,7 +88,7 @@ py::tuple message_tuple(const message& m) {
   return py::make_tuple(0, 0, py::none());
 }
 
-py::tuple getmsg(py::object timeout_ms) {
+py::object getmsg(py::handle timeout_ms, py::handle = {}) {
   if (timeout_ms.is_none()) return message_tuple(get_msg());
   const auto timeout = to_duration<std::chrono::milliseconds>(timeout_ms, "getmsg", "timeout_ms");
   if (get_self_id() == 0) {
@@ -99,7 +105,7 @@ py::tuple getmsg(py::object timeout_ms) {
   return message_tuple(received.value_or(message{}));
 }
 
-py::object wait_notification(py::object timeout_ms) {
+py::object wait_notification(py::handle timeout_ms, py::handle = {}) {
   std::optional<std::chrono::nanoseconds> timeout;
   if (!timeout_ms.is_none()) {
     timeout = to_duration<std::chrono::milliseconds>(timeout_ms, "wait", "timeout_ms");
@@ -117,17 +123,17 @@ py::object wait_notification(py::object timeout_ms) {
   return value ? py::object(py::int_(*value)) : py::object(py::none());
 }
 
-bool notify_thread(py::object id, py::object value) {
+py::object notify_thread(py::handle id, py::handle value) {
   const auto target = to_thread_id(id, "notify");
-  return notify(target,
-                static_cast<std::uint32_t>(to_integer(value, "notify", "value", 1, 0xFFFFFFFFLL)));
+  return py::bool_(notify(
+      target, static_cast<std::uint32_t>(to_integer(value, "notify", "value", 1, 0xFFFFFFFFLL))));
 }
 
-bool sendmsg(py::object id, py::object msg) {
+py::object sendmsg(py::handle id, py::handle msg) {
   const auto target = to_thread_id(id, "sendmsg");
   if (PyLong_Check(msg.ptr())) {
-    return send_msg(
-        target, static_cast<std::int64_t>(to_integer(msg, "sendmsg", "msg", LLONG_MIN, LLONG_MAX)));
+    return py::bool_(send_msg(target, static_cast<std::int64_t>(to_integer(msg, "sendmsg", "msg",
+                                                                           LLONG_MIN, LLONG_MAX))));
   }
   if (!PyUnicode_Check(msg.ptr())) {
     raise(PyExc_TypeError, "sendmsg(): msg must be an int or a str, not " + type_name(msg));
@@ -139,7 +145,7 @@ bool sendmsg(py::object id, py::object msg) {
                                 " bytes of UTF-8, longer than the maximum of " +
                                 std::to_string(max_message_length));
   }
-  return send_msg(target, text);
+  return py::bool_(send_msg(target, text));
 }
 
 void sleep_for_python(std::optional<std::chrono::nanoseconds> duration) {
@@ -147,6 +153,10 @@ void sleep_for_python(std::optional<std::chrono::nanoseconds> duration) {
                                  : std::chrono::steady_clock::time_point::max();
   wait_without_gil<bool>(duration, [&](std::chrono::nanoseconds slice) -> std::optional<bool> {
     sleep_for(slice);
+    // A zero sleep yields the processor, as vTaskDelay(0) does on the device: with the GIL
+    // released, a thread waiting for it on this CPU runs (sleep_for(0) alone returns at once,
+    // and the caller would take the GIL straight back).
+    if (duration && duration->count() == 0) std::this_thread::yield();
     if (std::chrono::steady_clock::now() >= deadline) return true;
     return std::nullopt;
   });
@@ -187,6 +197,125 @@ void translate_core_exceptions(std::exception_ptr thrown) {
   }
 }
 
+// --- the calls a loop makes once a message or notification ---------------------------------
+// pybind11's dispatcher costs about 100 ns a call (an argument tuple, vectors, thread-local
+// bookkeeping): as much as the messaging itself. These few are plain METH_FASTCALL functions.
+
+struct signature {
+  const char* name;
+  std::array<const char*, 2> parameters;  // nullptr past the last
+  Py_ssize_t required;
+};
+
+// Binds positional and keyword arguments to `out` by parameter name, as CPython's own
+// functions do; an argument not given stays nullptr. False with a TypeError set.
+bool bind_arguments(const signature& sig, PyObject* const* args, Py_ssize_t count,
+                    PyObject* keywords, PyObject** out) {
+  Py_ssize_t most = 0;
+  while (most < static_cast<Py_ssize_t>(sig.parameters.size()) && sig.parameters[most]) ++most;
+  if (count > most) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", sig.name, most,
+                 most == 1 ? "" : "s", count);
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < count; ++i) out[i] = args[i];
+  const Py_ssize_t named = keywords != nullptr ? PyTuple_GET_SIZE(keywords) : 0;
+  for (Py_ssize_t k = 0; k < named; ++k) {
+    PyObject* keyword = PyTuple_GET_ITEM(keywords, k);
+    Py_ssize_t slot = 0;
+    while (slot < most && PyUnicode_CompareWithASCIIString(keyword, sig.parameters[slot]) != 0) {
+      ++slot;
+    }
+    if (slot == most) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", sig.name,
+                   keyword);
+      return false;
+    }
+    if (out[slot] != nullptr) {
+      PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", sig.name,
+                   sig.parameters[slot]);
+      return false;
+    }
+    out[slot] = args[count + k];
+  }
+  for (Py_ssize_t i = 0; i < sig.required; ++i) {
+    if (out[i] == nullptr) {
+      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", sig.name,
+                   sig.parameters[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
+// The Python error for a C++ exception, as pybind11's dispatcher would set it.
+void set_python_error(std::exception_ptr thrown) {
+  try {
+    try {
+      std::rethrow_exception(thrown);
+    } catch (py::error_already_set& e) {
+      e.restore();
+    } catch (const std::bad_alloc&) {
+      PyErr_NoMemory();
+    }
+  } catch (...) {
+    try {
+      translate_core_exceptions(std::current_exception());
+    } catch (const std::exception& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    } catch (...) {
+      PyErr_SetString(PyExc_SystemError, "mthread: unknown C++ exception");
+    }
+  }
+}
+
+template <const signature& Sig, py::object (*Body)(py::handle, py::handle)>
+PyObject* fast_call(PyObject*, PyObject* const* args, Py_ssize_t count, PyObject* keywords) {
+  PyObject* bound[2] = {nullptr, nullptr};
+  if (!bind_arguments(Sig, args, count, keywords, bound)) return nullptr;
+  try {
+    // An optional argument not given is None, as in the pybind11 functions.
+    return Body(bound[0] != nullptr ? bound[0] : Py_None, bound[1] != nullptr ? bound[1] : Py_None)
+        .release()
+        .ptr();
+  } catch (...) {
+    set_python_error(std::current_exception());
+    return nullptr;
+  }
+}
+
+constexpr signature sendmsg_sig{"sendmsg", {"th_id", "msg"}, 2};
+constexpr signature getmsg_sig{"getmsg", {"timeout_ms", nullptr}, 0};
+constexpr signature notify_sig{"notify", {"th_id", "value"}, 2};
+constexpr signature wait_sig{"wait", {"timeout_ms", nullptr}, 0};
+
+template <const signature& Sig, py::object (*Body)(py::handle, py::handle)>
+constexpr PyMethodDef fast_method(const char* doc) {
+  return {Sig.name,
+          reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_call<Sig, Body>)),
+          METH_FASTCALL | METH_KEYWORDS, doc};
+}
+
+PyMethodDef fast_methods[] = {
+    fast_method<sendmsg_sig, sendmsg>(
+        "sendmsg(th_id, msg) -> bool\n\nQueue `msg` (an int in the signed 64-bit range, or a "
+        "non-empty str of at most 64 KiB\nof UTF-8) in a thread's mailbox. Never blocks: False "
+        "when the mailbox is full or the\nthread unknown or ended. th_id 0 sends to every thread "
+        "but the caller (True if all\naccepted)."),
+    fast_method<getmsg_sig, getmsg>(
+        "getmsg([timeout_ms]) -> (type, sender_id, msg)\n\nThe oldest message for the calling "
+        "thread: type 1 with an int, type 2 with a str;\n(0, 0, None) when there is none. Without "
+        "timeout_ms it never blocks; with it, waits\nup to that many milliseconds."),
+    fast_method<notify_sig, notify_thread>(
+        "notify(th_id, value) -> bool\n\nSet a thread's notification to `value` (1..2**32-1; the "
+        "latest wins). th_id 0 sends\nto every thread but the caller. False for an unknown or "
+        "ended thread."),
+    fast_method<wait_sig, wait_notification>(
+        "wait([timeout_ms]) -> int or None\n\nReturn the pending notification at once (cleared), "
+        "else block until one arrives,\nor return None after timeout_ms milliseconds."),
+    {nullptr, nullptr, 0, nullptr},
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_mthread, m) {
@@ -194,13 +323,15 @@ PYBIND11_MODULE(_mthread, m) {
   create_exception_types(m);
   py::register_exception_translator(&translate_core_exceptions);
   install_repl_hook();
+  if (PyModule_AddFunctions(m.ptr(), fast_methods) != 0) throw py::error_already_set();
 
-  m.def("start_new_thread", &start_thread, py::arg("stacksize") = 0,
-        "start_new_thread(name, func, args[, kwargs], *, stacksize=0) -> id\n"
-        "start_new_thread(func, args[, kwargs], *, stacksize=0) -> id\n\n"
+  m.def("start_new_thread", &start_thread, py::arg("stacksize") = 0, py::arg("mailbox_depth") = 0,
+        "start_new_thread(name, func, args[, kwargs], *, stacksize=0, mailbox_depth=0) -> id\n"
+        "start_new_thread(func, args[, kwargs], *, stacksize=0, mailbox_depth=0) -> id\n\n"
         "Start func(*args, **kwargs) in a new thread named `name` (CPython's form: \"Thread-N\")\n"
         "and return its id. `args` must be a tuple, `kwargs` a dict. stacksize=0 uses\n"
-        "stack_size(); other sizes are clamped to the allowed range, as on the device.");
+        "stack_size(); other sizes are clamped to the allowed range, as on the device.\n"
+        "mailbox_depth: how many messages its mailbox holds, 1..65536; 0 is the default, 8.");
   m.def("stack_size", &set_stack_size, py::arg("size") = py::none(),
         "stack_size([size]) -> int\n\nThe stack size in bytes for threads started from now on. "
         "With `size`, set it first:\nclamped to [min, max] and rounded to pages; 0 restores the "
@@ -236,19 +367,6 @@ PYBIND11_MODULE(_mthread, m) {
   m.def("getnotification", &get_notification,
         "getnotification() -> int\n\nThe calling thread's pending notification (then cleared), or "
         "0 when none.");
-  m.def("getmsg", &getmsg, py::arg("timeout_ms") = py::none(),
-        "getmsg([timeout_ms]) -> (type, sender_id, msg)\n\nThe oldest message for the calling "
-        "thread: type 1 with an int, type 2 with a str;\n(0, 0, None) when there is none. Without "
-        "timeout_ms it never blocks; with it, waits\nup to that many milliseconds.");
-  m.def("notify", &notify_thread, py::arg("th_id"), py::arg("value"),
-        "notify(th_id, value) -> bool\n\nSet a thread's notification to `value` (1..2**32-1; the "
-        "latest wins). th_id 0 sends\nto every thread but the caller. False for an unknown or "
-        "ended thread.");
-  m.def("sendmsg", &sendmsg, py::arg("th_id"), py::arg("msg"),
-        "sendmsg(th_id, msg) -> bool\n\nQueue `msg` (an int in the signed 64-bit range, or a "
-        "non-empty str of at most 64 KiB\nof UTF-8) in a thread's mailbox. Never blocks: False "
-        "when the mailbox is full or the\nthread unknown or ended. th_id 0 sends to every thread "
-        "but the caller (True if all\naccepted).");
   m.def("replAcceptMsg", &repl_accept, py::arg("flag") = py::none(),
         "replAcceptMsg([flag]) -> bool\n\nWhether the REPL shows incoming messages and "
         "notifications at its prompt. In the main\nthread `flag` sets it; while off, they stay "
@@ -269,9 +387,6 @@ PYBIND11_MODULE(_mthread, m) {
       "stop", [](py::object id) { return notify(to_thread_id(id, "stop"), notify_exit); },
       py::arg("th_id"),
       "stop(th_id) -> bool\n\nSend the EXIT notification: ask the thread to end itself.");
-  m.def("wait", &wait_notification, py::arg("timeout_ms") = py::none(),
-        "wait([timeout_ms]) -> int or None\n\nReturn the pending notification at once (cleared), "
-        "else block until one arrives,\nor return None after timeout_ms milliseconds.");
   m.def(
       "sleep",
       [](py::object s) {

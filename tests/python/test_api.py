@@ -387,6 +387,42 @@ def test_threading_current_thread_name():
     assert seen == {"name": "sensor reader", "ident": True, "main": True}
 
 
+def test_threading_knows_a_thread_once_it_asks_and_forgets_it_at_its_end():
+    asked, release = Flag(), Flag()
+
+    def body():
+        threading.current_thread()
+        asked.set()
+        while not release:
+            mthread.sleep_ms(1)
+
+    quiet = mthread.start_new_thread("quiet", mthread.wait, ())
+    tid = mthread.start_new_thread("asker", body, ())
+    assert wait_until(lambda: asked)
+    names = [t.name for t in threading.enumerate()]
+    assert "asker" in names and "quiet" not in names  # like a thread of CPython's _thread
+    assert threading.current_thread() is threading.main_thread()
+    release.set()
+    mthread.kill(quiet)
+    assert wait_until(lambda: gone(tid) and gone(quiet))
+    assert "asker" not in [t.name for t in threading.enumerate()]
+
+
+def test_threads_sharing_a_name_each_show_it():
+    names = []
+    done = Flag()
+
+    def body(last):
+        names.append(threading.current_thread().name)
+        if last:
+            done.set()
+
+    for i in range(3):
+        mthread.start_new_thread("pool worker", body, (i == 2,))
+    assert wait_until(lambda: done and len(names) == 3)
+    assert names == ["pool worker"] * 3
+
+
 def test_threading_enumerate_forgets_ended_threads():
     tid = mthread.start_new_thread("ephemeral", lambda: None, ())
     assert wait_until(lambda: gone(tid))

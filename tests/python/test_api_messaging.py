@@ -361,6 +361,52 @@ def test_full_mailbox_of_thread():
     assert received == [(1, me, i) for i in range(8)]
 
 
+def test_mailbox_depth_option():
+    go = Flag()
+    received = []
+
+    def body():
+        while not go:
+            mthread.sleep_ms(1)
+        while (m := mthread.getmsg())[0]:
+            received.append(m[2])
+
+    tid = mthread.start_new_thread("deep", body, (), mailbox_depth=20)
+    assert [mthread.sendmsg(tid, i) for i in range(21)] == [True] * 20 + [False]
+    go.set()
+    assert wait_until(lambda: gone(tid))
+    assert received == list(range(20))
+    tid = mthread.start_new_thread("one", mthread.wait, (), mailbox_depth=1)
+    assert [mthread.sendmsg(tid, i) for i in range(2)] == [True, False]
+    mthread.kill(tid)
+    tid = mthread.start_new_thread("default", mthread.wait, (), mailbox_depth=0)
+    assert [mthread.sendmsg(tid, i) for i in range(9)] == [True] * 8 + [False]
+    mthread.kill(tid)
+
+
+@pytest.mark.parametrize("depth, error", [(-1, ValueError), (65537, OverflowError),
+                                          (1.5, TypeError), ("8", TypeError)])
+def test_mailbox_depth_errors(depth, error):
+    with pytest.raises(error, match="mailbox_depth"):
+        mthread.start_new_thread("x", lambda: None, (), mailbox_depth=depth)
+
+
+def test_messaging_calls_take_keywords_and_check_arity():
+    me = mthread.getReplID()
+    assert mthread.sendmsg(th_id=me, msg=3) is True
+    assert mthread.getmsg(timeout_ms=0) == (1, me, 3)
+    assert mthread.notify(me, value=4) is True
+    assert mthread.wait(timeout_ms=0) == 4
+    for call, text in [(lambda: mthread.sendmsg(me), "missing required argument 'msg'"),
+                       (lambda: mthread.sendmsg(me, 1, 2), "at most 2 arguments"),
+                       (lambda: mthread.sendmsg(me, th_id=me), "multiple values"),
+                       (lambda: mthread.getmsg(timeout=1), "unexpected keyword argument"),
+                       (lambda: mthread.notify(), "missing required argument 'th_id'"),
+                       (lambda: mthread.wait(1, 2), "at most 1 argument")]:
+        with pytest.raises(TypeError, match=text):
+            call()
+
+
 def test_thread_sender_id_and_reply():
     tid = start(echo_server)
     assert mthread.sendmsg(tid, "ping")
@@ -528,6 +574,26 @@ def test_sleep_argument_errors(func, argument):
         func(None)
     with pytest.raises(TypeError):
         func()
+
+
+def test_sleep_zero_lets_a_thread_waiting_for_the_gil_run():
+    """sleep_ms(0) yields, as on the device: a sender retrying a full mailbox with it lets the
+    receiver drain it."""
+    count = 2000
+
+    def sink(main):
+        got = 0
+        while got < count:
+            if mthread.getmsg(10_000)[0]:
+                got += 1
+        mthread.notify(main, 1)
+
+    tid = mthread.start_new_thread("sink", sink, (mthread.getReplID(),))
+    for i in range(count):
+        while not mthread.sendmsg(tid, i):
+            mthread.sleep_ms(0)
+    assert mthread.wait(10_000) == 1
+    assert wait_until(lambda: gone(tid))
 
 
 def test_sleep_in_foreign_thread_works():
