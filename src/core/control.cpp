@@ -29,6 +29,7 @@ core_section::~core_section() {
 }
 
 api_call::api_call() {
+  registry::forget_ended_target();
   if (self() != nullptr && self()->preemptive()) throw_if_killed(*self());
 }
 

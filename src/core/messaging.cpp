@@ -27,7 +27,8 @@ core::thread_record& require_self(const api_call& call, const char* function) {
 template <class Deliver>
 bool for_targets(const api_call& call, thread_id id, Deliver&& deliver) {
   if (id != broadcast) {
-    const core::record_ptr& target = registry::instance().find_cached(id);
+    core::record_ptr keep;
+    core::thread_record* target = registry::instance().find_cached(id, keep);
     return target != nullptr && !target->ended.load() && deliver(*target);
   }
   bool any = false;

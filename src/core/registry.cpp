@@ -1,10 +1,12 @@
 #include "core/registry.hpp"
 
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "core/no_destroy.hpp"
@@ -92,14 +94,55 @@ record_ptr registry::find(thread_id id) const {
   return it == threads_.end() ? nullptr : it->second;
 }
 
-const record_ptr& registry::find_cached(thread_id id) const {
-  struct last_target {
-    thread_id id = 0;
-    record_ptr record;
-  };
-  thread_local last_target last;
-  if (last.id != id || last.record == nullptr || last.record->ended.load()) last = {id, find(id)};
-  return last.record;
+namespace {
+
+// The calling thread's last send target. The strong reference lives behind a pthread key, whose
+// destructor runs after every C++ thread_local destructor of the thread (any of which may still
+// send); the thread_local part is trivially destructible, so it is never torn down under a sender.
+struct last_target {
+  thread_id id = 0;
+  record_ptr* held = nullptr;  // owned by the key; null before the first send and once released
+  bool released = false;       // the thread is ending: remember nothing any more
+};
+thread_local last_target last;
+
+void release_last_target(void* held) {
+  last = {0, nullptr, true};
+  std::unique_ptr<record_ptr> owned(static_cast<record_ptr*>(held));
+}
+
+record_ptr* last_target_slot() {
+  if (last.held != nullptr || last.released) return last.held;
+  static const pthread_key_t key = [] {
+    pthread_key_t created{};
+    if (pthread_key_create(&created, release_last_target) != 0) std::abort();
+    return created;
+  }();
+  auto slot = std::make_unique<record_ptr>();
+  if (pthread_setspecific(key, slot.get()) != 0) return nullptr;
+  last.held = slot.release();  // owned by the key from now on
+  return last.held;
+}
+
+}  // namespace
+
+thread_record* registry::find_cached(thread_id id, record_ptr& keep) const {
+  if (last.held != nullptr && last.id == id && *last.held != nullptr &&
+      !(*last.held)->ended.load()) {
+    return last.held->get();
+  }
+  keep = find(id);
+  if (record_ptr* slot = last_target_slot()) {
+    *slot = keep;
+    last.id = id;
+  }
+  return keep.get();
+}
+
+void registry::forget_ended_target() {
+  if (last.held != nullptr && *last.held != nullptr && (*last.held)->ended.load()) {
+    last.held->reset();
+  }
 }
 
 std::vector<record_ptr> registry::all() const {

@@ -37,9 +37,12 @@ class registry {
   std::optional<std::string> recent_name(thread_id id) const;
   record_ptr find(thread_id id) const;
   // find() for the hot path of a thread that sends to the same thread again and again: the
-  // calling thread remembers its last target, so a repeat takes no lock that other threads take
-  // too. May return a record that has ended (ids are never reused, so it is the right one).
-  const record_ptr& find_cached(thread_id id) const;
+  // calling thread remembers its last target, so a repeat takes no lock and no reference count
+  // that other threads touch too. The record stays valid until this thread's next call, held by
+  // the thread or by `keep`. May be a record that has ended (ids are never reused).
+  thread_record* find_cached(thread_id id, record_ptr& keep) const;
+  // Lets go of the remembered target if it has ended: its record holds its mailbox's ring.
+  static void forget_ended_target();
   std::vector<record_ptr> all() const;  // by id; the main thread first
 
   // Threads blocked in join(): woken whenever a thread ends or is removed.

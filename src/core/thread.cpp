@@ -25,27 +25,15 @@ namespace {
 
 std::atomic<std::size_t> default_stack{default_stack_size};
 
-// Joins an ended thread, gives its stack back (a thread cannot free the stack it runs on) and
-// only then removes it from the registry, so "status() is TERMINATED" means its stack and
-// mailbox are freed. Done once, by whoever claims it first: a thread blocked in join() on it
-// (at once, as std::thread::join would), or else the reaper.
-void reap_if_unclaimed(thread_record& ended) {
-  if (ended.reap_claimed.exchange(true)) return;
-  // `ended` is set a few system calls before the thread is gone: a joiner that just saw it
-  // would most often go to sleep in pthread_join only to be woken at once.
-  const timespec give_up = deadline_after(std::chrono::microseconds(20));
-  while (pthread_tryjoin_np(ended.handle, nullptr) == EBUSY) {
-    if (deadline_passed(give_up)) {
-      pthread_join(ended.handle, nullptr);
-      break;
-    }
-    sched_yield();
-  }
-  ended.give_back_stack_now();
-  registry::instance().remove(ended.id);
+// Gives back the stack of a thread that is gone (joined) and only then removes it from the
+// registry, so "status() is TERMINATED" means its stack and mailbox are freed.
+void forget(thread_record& joined) {
+  joined.give_back_stack_now();
+  registry::instance().remove(joined.id);
 }
 
-// Reaps the threads nobody joins.
+// Joins ended threads; a thread blocked in join() on one does it itself when it can (see
+// join()), so that a join costs one wake-up, as std::thread::join does.
 class reaper {
  public:
   static reaper& instance() {
@@ -61,34 +49,103 @@ class reaper {
     running_ = true;
   }
 
-  void hand_over(record_ptr ended) {
+  // Every ended thread comes here. One with a joiner is left to it for a while: the reaper
+  // takes it only if the joiner has not claimed it by then (it may be suspended, or gone).
+  void hand_over(record_ptr ended, bool has_joiner) {
     {
       std::lock_guard guard(lock_);
-      queue_.push_back(std::move(ended));
+      if (has_joiner) {
+        later_.push_back({std::move(ended), clock::now() + joiner_grace});
+      } else {
+        now_.push_back(std::move(ended));
+      }
+    }
+    ready_.notify_one();
+  }
+
+  // From a joiner that claimed a thread which is not gone yet (its thread_local destructors
+  // still run): the reaper waits for it, the joiner does not block.
+  void take_over(record_ptr claimed) {
+    {
+      std::lock_guard guard(lock_);
+      claimed_.push_back(std::move(claimed));
     }
     ready_.notify_one();
   }
 
  private:
+  using clock = std::chrono::steady_clock;
+  static constexpr auto joiner_grace = std::chrono::milliseconds(2);
+  struct deferred {
+    record_ptr ended;
+    clock::time_point due;
+  };
+
   void run() {
     pthread_setname_np(pthread_self(), "mthread-reaper");
     for (;;) {
       record_ptr ended;
+      bool claimed = false;
       {
         std::unique_lock guard(lock_);
-        ready_.wait(guard, [&] { return !queue_.empty(); });
-        ended = std::move(queue_.front());
-        queue_.pop_front();
+        for (;;) {
+          if (!claimed_.empty()) {
+            ended = take_front(claimed_);
+            claimed = true;
+            break;
+          }
+          if (!now_.empty()) {
+            ended = take_front(now_);
+            break;
+          }
+          if (!later_.empty() && later_.front().due <= clock::now()) {
+            ended = std::move(later_.front().ended);
+            later_.pop_front();
+            break;
+          }
+          if (later_.empty()) {
+            ready_.wait(guard);
+          } else {
+            ready_.wait_until(guard, later_.front().due);
+          }
+        }
       }
-      if (ended != nullptr) reap_if_unclaimed(*ended);
+      if (claimed || !ended->reap_claimed.exchange(true)) {
+        pthread_join(ended->handle, nullptr);
+        forget(*ended);
+      }
     }
+  }
+
+  static record_ptr take_front(std::deque<record_ptr>& queue) {
+    record_ptr front = std::move(queue.front());
+    queue.pop_front();
+    return front;
   }
 
   std::mutex lock_;
   std::condition_variable ready_;
-  std::deque<record_ptr> queue_;
+  std::deque<record_ptr> claimed_;  // claimed by a joiner, to be joined now
+  std::deque<record_ptr> now_;      // nobody joins them
+  std::deque<deferred> later_;      // a joiner may; in the order they ended
   bool running_ = false;
 };
+
+// For a joiner that saw `target` end: joins it if it is gone by now or within a few
+// microseconds (`ended` is set a few system calls before the thread is gone), never blocking,
+// so the joiner stays killable and keeps its deadline; else hands the claim to the reaper.
+void join_or_hand_to_reaper(const record_ptr& target) {
+  if (target->reap_claimed.exchange(true)) return;  // the reaper has it
+  const timespec give_up = deadline_after(std::chrono::microseconds(20));
+  while (pthread_tryjoin_np(target->handle, nullptr) == EBUSY) {
+    if (deadline_passed(give_up)) {
+      reaper::instance().take_over(target);
+      return;
+    }
+    sched_yield();
+  }
+  forget(*target);
+}
 
 void set_os_name(const std::string& name) {
   // The kernel keeps 15 bytes; cut on a character boundary so tools show valid UTF-8.
@@ -144,13 +201,11 @@ void finish(thread_record& self) {
   self.body = nullptr;
   leave_thread_signals(self);  // `ended` from here on
   self.box.close();
-  // A joiner reaps the thread itself; the reaper only the threads nobody waits for. (A joiner
-  // that gives up after this sees `ended` and reaps; one that gave up before is not counted.)
-  if (self.joiners.load(std::memory_order_seq_cst) > 0) {
-    registry::instance().wake_joiners();
-  } else {
-    reaper::instance().hand_over(registry::instance().find(self.id));
-  }
+  // A joiner joins the thread itself; the reaper the ones nobody joins at once, and those of a
+  // joiner that does not come (suspended, killed, timed out).
+  const bool has_joiner = self.joiners.load(std::memory_order_seq_cst) > 0;
+  if (has_joiner) registry::instance().wake_joiners();
+  reaper::instance().hand_over(registry::instance().find(self.id), has_joiner);
 }
 
 void* thread_entry(void* argument) {
@@ -408,17 +463,13 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
     core::thread_record& target;
     ~leave() {
       registry::instance().remove_joiner(self);
-      // The last joiner to give up on a thread that ended meanwhile reaps it: its end saw a
-      // joiner and left it to us.
-      if (target.joiners.fetch_sub(1, std::memory_order_seq_cst) == 1 && target.ended.load()) {
-        core::reap_if_unclaimed(target);
-      }
+      target.joiners.fetch_sub(1, std::memory_order_seq_cst);
     }
   } at_end{call.self(), *target};
   if (!core::wait_until(*call.self(), &deadline, [&] { return target->ended.load(); })) {
     return false;
   }
-  core::reap_if_unclaimed(*target);  // or wait for whoever claimed it
+  core::join_or_hand_to_reaper(target);
   return core::wait_until(*call.self(), &deadline, gone);
 }
 

@@ -387,4 +387,29 @@ TEST_F(Messaging, ReplAcceptMsgFlag) {
   EXPECT_TRUE(mthread::repl_accept_msg());
 }
 
+// Sends its message from a thread_local's destructor, after the thread's other thread_locals
+// (the library's included) may already be gone.
+struct send_at_exit {
+  mthread::thread_id to = 0;
+  ~send_at_exit() {
+    if (to != 0) mthread::send_msg(to, "bye");
+  }
+};
+thread_local send_at_exit farewell;
+
+TEST_F(Messaging, AThreadLocalsDestructorCanStillSend) {
+  const auto main_id = mthread::get_self_id();
+  const auto id = mthread::start_new_thread("leaver", [main_id] {
+    farewell.to = main_id;  // constructed before the library remembers a target
+    mthread::send_msg(main_id, std::int64_t{1});
+  });
+  ASSERT_TRUE(mthread::join(id, 5s));
+  const auto first = mthread::get_msg(5s);
+  EXPECT_EQ(first.integer, 1);
+  const auto last = mthread::get_msg(5s);
+  EXPECT_EQ(last.type, mthread::msg_type::string);
+  EXPECT_EQ(last.text, "bye");
+  EXPECT_EQ(last.sender, id);
+}
+
 }  // namespace

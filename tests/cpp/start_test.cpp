@@ -322,6 +322,67 @@ TEST_F(Start, JoinEdgeCases) {
   EXPECT_TRUE(mthread::join(id, 5s));
 }
 
+// A thread_local of the target whose destructor holds the thread up after its body returned.
+struct hold_at_exit {
+  std::atomic<bool>* release = nullptr;
+  ~hold_at_exit() {
+    if (release != nullptr) wait_for([&] { return release->load(); }, 5s);
+  }
+};
+thread_local hold_at_exit held_at_exit;
+
+TEST_F(Start, JoinKeepsItsTimeoutWhileTheThreadIsStillEnding) {
+  std::atomic<bool> release{false};
+  const auto id = mthread::start_new_thread("slow-end", [&] { held_at_exit.release = &release; });
+  // The body has returned, but the thread is not gone until its thread_locals are destroyed.
+  ASSERT_FALSE(mthread::join(id, 50ms)) << "the thread cannot be gone yet";
+  EXPECT_FALSE(release.load());
+  EXPECT_NE(mthread::status(id), mthread::thread_state::terminated);
+  release = true;
+  EXPECT_TRUE(mthread::join(id, 5s));
+  EXPECT_EQ(mthread::status(id), mthread::thread_state::terminated);
+}
+
+TEST_F(Start, AKillReachesAThreadJoiningOneThatIsStillEnding) {
+  std::atomic<bool> release{false};
+  const auto slow = mthread::start_new_thread("slow-end", [&] { held_at_exit.release = &release; });
+  std::atomic<bool> joined{false};
+  std::atomic<bool> unwound{false};
+  const auto joiner = mthread::start_new_thread("joiner", [&] {
+    mt_test::set_on_destroy at_end{unwound};
+    joined = mthread::join(slow, 1h);
+  });
+  ASSERT_TRUE(wait_for([&] { return mthread::status(joiner) == mthread::thread_state::waiting; }));
+  EXPECT_TRUE(mthread::kill(joiner));
+  EXPECT_TRUE(mthread::join(joiner, 5s)) << "the joiner is killable while the target ends";
+  EXPECT_TRUE(unwound.load());
+  EXPECT_FALSE(joined.load());
+  release = true;
+  EXPECT_TRUE(mthread::join(slow, 5s));
+}
+
+TEST_F(Start, AThreadWhoseJoinerIsSuspendedIsStillReaped) {
+  std::atomic<bool> finish{false};
+  const auto target =
+      mthread::start_new_thread("target", [&] { wait_for([&] { return finish.load(); }); });
+  std::atomic<bool> joined{false};
+  const auto joiner = mthread::start_new_thread("joiner", [&] {
+    mthread::allow_suspend(true);
+    joined = mthread::join(target, 1h);
+  });
+  ASSERT_TRUE(wait_for([&] { return mthread::status(joiner) == mthread::thread_state::waiting; }));
+  ASSERT_TRUE(mthread::suspend(joiner));
+  finish = true;
+  // Gone (stack and mailbox freed) although the thread that joins it cannot act.
+  EXPECT_TRUE(
+      wait_for([&] { return mthread::status(target) == mthread::thread_state::terminated; }));
+  EXPECT_FALSE(mt_test::in_list(target));
+  EXPECT_FALSE(joined.load());
+  EXPECT_TRUE(mthread::resume(joiner));
+  EXPECT_TRUE(mthread::join(joiner, 5s));
+  EXPECT_TRUE(joined.load());
+}
+
 TEST_F(Start, UncaughtExceptionIsPrintedWithTheNameAndTheProcessGoesOn) {
   testing::internal::CaptureStderr();
   const auto a = mthread::start_new_thread("thrower", [] { throw std::runtime_error("boom-42"); });
