@@ -76,6 +76,7 @@ struct thread_record {
   // Threads blocked in join() on this one; whoever joins the ended thread (pthread_join, the
   // stack given back, gone from the registry) claims it first: a joiner, or else the reaper.
   std::atomic<int> joiners{0};
+  thread_record* joining = nullptr;  // the thread this one is blocked in join() on; registry's lock
   std::atomic<bool> reap_claimed{false};
 
   thread_state state() const {

@@ -157,18 +157,33 @@ std::vector<record_ptr> registry::all() const {
   return result;
 }
 
-void registry::wake_joiners() const {
+bool registry::wake_joiners_of(const thread_record& ended) const {
   std::lock_guard guard(lock_);
-  for (thread_record* joiner : joiners_) joiner->park.wake();
+  bool can_join = false;
+  for (thread_record* joiner : joiners_) {
+    if (joiner->joining != &ended) continue;
+    joiner->park.wake();
+    if (!joiner->suspend_requested.load()) can_join = true;
+  }
+  return can_join;
 }
 
-void registry::add_joiner(thread_record* joiner) {
+record_ptr registry::ended_target_of(const thread_record& joiner) const {
   std::lock_guard guard(lock_);
+  if (joiner.joining == nullptr || !joiner.joining->ended.load()) return nullptr;
+  auto it = threads_.find(joiner.joining->id);
+  return it == threads_.end() ? nullptr : it->second;
+}
+
+void registry::add_joiner(thread_record* joiner, thread_record* target) {
+  std::lock_guard guard(lock_);
+  joiner->joining = target;
   joiners_.push_back(joiner);
 }
 
 void registry::remove_joiner(thread_record* joiner) {
   std::lock_guard guard(lock_);
+  joiner->joining = nullptr;
   joiners_.erase(std::find(joiners_.begin(), joiners_.end(), joiner));
 }
 

@@ -45,10 +45,16 @@ class registry {
   static void forget_ended_target();
   std::vector<record_ptr> all() const;  // by id; the main thread first
 
-  // Threads blocked in join(): woken whenever a thread ends or is removed.
-  void add_joiner(thread_record* joiner);
+  // Threads blocked in join(): woken when the thread they join ends, and whenever a thread is
+  // removed.
+  void add_joiner(thread_record* joiner, thread_record* target);
   void remove_joiner(thread_record* joiner);
-  void wake_joiners() const;
+  // Wakes the joiners of `ended`; true if one of them can join it (is not suspended). Under the
+  // same lock as the next call, so that a joiner suspended at the same time is seen by one of
+  // the two.
+  bool wake_joiners_of(const thread_record& ended) const;
+  // The thread `joiner` joins if it has ended: a suspended joiner cannot join it.
+  record_ptr ended_target_of(const thread_record& joiner) const;
 
   std::atomic<bool> repl_accepts_messages{true};
 

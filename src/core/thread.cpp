@@ -49,22 +49,18 @@ class reaper {
     running_ = true;
   }
 
-  // Every ended thread comes here. One with a joiner is left to it for a while: the reaper
-  // takes it only if the joiner has not claimed it by then (it may be suspended, or gone).
-  void hand_over(record_ptr ended, bool has_joiner) {
+  // An ended thread that no joiner can join (none, or suspended, killed, timed out): the reaper
+  // claims it unless a joiner did.
+  void hand_over(record_ptr ended) {
     {
       std::lock_guard guard(lock_);
-      if (has_joiner) {
-        later_.push_back({std::move(ended), clock::now() + joiner_grace});
-      } else {
-        now_.push_back(std::move(ended));
-      }
+      unclaimed_.push_back(std::move(ended));
     }
     ready_.notify_one();
   }
 
   // From a joiner that claimed a thread which is not gone yet (its thread_local destructors
-  // still run): the reaper waits for it, the joiner does not block.
+  // still run) and must stop waiting: the reaper waits for it instead.
   void take_over(record_ptr claimed) {
     {
       std::lock_guard guard(lock_);
@@ -74,13 +70,6 @@ class reaper {
   }
 
  private:
-  using clock = std::chrono::steady_clock;
-  static constexpr auto joiner_grace = std::chrono::milliseconds(2);
-  struct deferred {
-    record_ptr ended;
-    clock::time_point due;
-  };
-
   void run() {
     pthread_setname_np(pthread_self(), "mthread-reaper");
     for (;;) {
@@ -88,27 +77,11 @@ class reaper {
       bool claimed = false;
       {
         std::unique_lock guard(lock_);
-        for (;;) {
-          if (!claimed_.empty()) {
-            ended = take_front(claimed_);
-            claimed = true;
-            break;
-          }
-          if (!now_.empty()) {
-            ended = take_front(now_);
-            break;
-          }
-          if (!later_.empty() && later_.front().due <= clock::now()) {
-            ended = std::move(later_.front().ended);
-            later_.pop_front();
-            break;
-          }
-          if (later_.empty()) {
-            ready_.wait(guard);
-          } else {
-            ready_.wait_until(guard, later_.front().due);
-          }
-        }
+        ready_.wait(guard, [&] { return !claimed_.empty() || !unclaimed_.empty(); });
+        claimed = !claimed_.empty();
+        auto& queue = claimed ? claimed_ : unclaimed_;
+        ended = std::move(queue.front());
+        queue.pop_front();
       }
       if (claimed || !ended->reap_claimed.exchange(true)) {
         pthread_join(ended->handle, nullptr);
@@ -117,34 +90,50 @@ class reaper {
     }
   }
 
-  static record_ptr take_front(std::deque<record_ptr>& queue) {
-    record_ptr front = std::move(queue.front());
-    queue.pop_front();
-    return front;
-  }
-
   std::mutex lock_;
   std::condition_variable ready_;
-  std::deque<record_ptr> claimed_;  // claimed by a joiner, to be joined now
-  std::deque<record_ptr> now_;      // nobody joins them
-  std::deque<deferred> later_;      // a joiner may; in the order they ended
+  std::deque<record_ptr> claimed_;    // claimed by a joiner that had to stop waiting
+  std::deque<record_ptr> unclaimed_;  // ended, and no joiner could join them
   bool running_ = false;
 };
 
-// For a joiner that saw `target` end: joins it if it is gone by now or within a few
-// microseconds (`ended` is set a few system calls before the thread is gone), never blocking,
-// so the joiner stays killable and keeps its deadline; else hands the claim to the reaper.
-void join_or_hand_to_reaper(const record_ptr& target) {
+// For a joiner that saw `target` end (`ended` is set a few system calls before the thread is
+// gone): joins it. First for a few microseconds without sleeping (most threads are gone by
+// then), then in slices short enough that the joiner stays killable and suspendable and keeps
+// its deadline; a joiner that must stop waiting hands its claim to the reaper.
+void join_or_hand_to_reaper(thread_record& self, const record_ptr& target,
+                            const timespec& deadline) {
   if (target->reap_claimed.exchange(true)) return;  // the reaper has it
-  const timespec give_up = deadline_after(std::chrono::microseconds(20));
-  while (pthread_tryjoin_np(target->handle, nullptr) == EBUSY) {
-    if (deadline_passed(give_up)) {
+  const timespec spin_end = deadline_after(std::chrono::microseconds(20));
+  int joined = EBUSY;
+  while ((joined = pthread_tryjoin_np(target->handle, nullptr)) == EBUSY &&
+         !deadline_passed(spin_end)) {
+    sched_yield();
+  }
+  if (joined == 0) {
+    forget(*target);
+    return;
+  }
+  struct waiting_flag {  // a wait of mthread's: WAITING
+    thread_record& self;
+    ~waiting_flag() { self.waiting.store(false, std::memory_order_relaxed); }
+  } flag{self};
+  self.waiting.store(true, std::memory_order_relaxed);
+  for (;;) {
+    timespec slice_end = deadline_after(std::chrono::microseconds(500));
+    if (slice_end.tv_sec > deadline.tv_sec ||
+        (slice_end.tv_sec == deadline.tv_sec && slice_end.tv_nsec > deadline.tv_nsec)) {
+      slice_end = deadline;
+    }
+    if (pthread_clockjoin_np(target->handle, nullptr, CLOCK_MONOTONIC, &slice_end) == 0) {
+      forget(*target);
+      return;
+    }
+    if (self.kill_requested.load() || self.suspend_requested.load() || deadline_passed(deadline)) {
       reaper::instance().take_over(target);
       return;
     }
-    sched_yield();
   }
-  forget(*target);
 }
 
 void set_os_name(const std::string& name) {
@@ -201,11 +190,12 @@ void finish(thread_record& self) {
   self.body = nullptr;
   leave_thread_signals(self);  // `ended` from here on
   self.box.close();
-  // A joiner joins the thread itself; the reaper the ones nobody joins at once, and those of a
-  // joiner that does not come (suspended, killed, timed out).
-  const bool has_joiner = self.joiners.load(std::memory_order_seq_cst) > 0;
-  if (has_joiner) registry::instance().wake_joiners();
-  reaper::instance().hand_over(registry::instance().find(self.id), has_joiner);
+  // A joiner joins the thread itself; the reaper the ones nobody joins, or whose joiners are
+  // suspended (suspend() hands over to it when it suspends a joiner of an ended thread), or
+  // give up (join()'s end hands over then).
+  const bool joiner_will_join = self.joiners.load(std::memory_order_seq_cst) > 0 &&
+                                registry::instance().wake_joiners_of(self);
+  if (!joiner_will_join) reaper::instance().hand_over(registry::instance().find(self.id));
 }
 
 void* thread_entry(void* argument) {
@@ -313,6 +303,11 @@ bool suspend(thread_id id) {
     core::send_suspend_signal(*target);
   } else if (target->hooks) {
     target->hooks->on_suspend_request();
+  }
+  // A suspended joiner cannot join the thread it waits for: if that one has ended already (and
+  // counted on this joiner), the reaper does it.
+  if (core::record_ptr joined = registry::instance().ended_target_of(*target)) {
+    core::reaper::instance().hand_over(std::move(joined));
   }
   return true;
 }
@@ -456,20 +451,24 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
     }
     return true;
   }
-  threads.add_joiner(call.self());
+  threads.add_joiner(call.self(), target.get());
   target->joiners.fetch_add(1, std::memory_order_seq_cst);
   struct leave {
     core::thread_record* self;
-    core::thread_record& target;
+    const core::record_ptr& target;
     ~leave() {
       registry::instance().remove_joiner(self);
-      target.joiners.fetch_sub(1, std::memory_order_seq_cst);
+      target->joiners.fetch_sub(1, std::memory_order_seq_cst);
+      // Killed or timed out after the thread ended, whose end counted on this joiner.
+      if (target->ended.load() && !target->reap_claimed.load()) {
+        core::reaper::instance().hand_over(target);
+      }
     }
-  } at_end{call.self(), *target};
+  } at_end{call.self(), target};
   if (!core::wait_until(*call.self(), &deadline, [&] { return target->ended.load(); })) {
     return false;
   }
-  core::join_or_hand_to_reaper(target);
+  core::join_or_hand_to_reaper(*call.self(), target, deadline);
   return core::wait_until(*call.self(), &deadline, gone);
 }
 
