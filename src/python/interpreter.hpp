@@ -72,7 +72,7 @@ bool in_main_thread();
 // CPython's condition variable and pay a wake-up (20-60 µs on a small virtual machine). So wait
 // a few microseconds for the GIL to be free first, yielding the CPU (the holder may need it).
 inline void wait_briefly_for_a_free_gil() {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(10);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(3);
   while (mthread_gil_locked() == 1 && std::chrono::steady_clock::now() < until) sched_yield();
 }
 
