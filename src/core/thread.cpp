@@ -120,12 +120,16 @@ void join_or_hand_to_reaper(thread_record& self, const record_ptr& target,
   } flag{self};
   self.waiting.store(true, std::memory_order_relaxed);
   for (;;) {
-    timespec slice_end = deadline_after(std::chrono::microseconds(500));
-    if (slice_end.tv_sec > deadline.tv_sec ||
-        (slice_end.tv_sec == deadline.tv_sec && slice_end.tv_nsec > deadline.tv_nsec)) {
-      slice_end = deadline;
+    // pthread_timedjoin_np rather than pthread_clockjoin_np: ThreadSanitizer knows only the
+    // former. Its clock is CLOCK_REALTIME; a slice is short, the deadline is kept below.
+    timespec slice_end{};
+    clock_gettime(CLOCK_REALTIME, &slice_end);
+    slice_end.tv_nsec += 500'000;
+    if (slice_end.tv_nsec >= 1'000'000'000) {
+      slice_end.tv_nsec -= 1'000'000'000;
+      ++slice_end.tv_sec;
     }
-    if (pthread_clockjoin_np(target->handle, nullptr, CLOCK_MONOTONIC, &slice_end) == 0) {
+    if (pthread_timedjoin_np(target->handle, nullptr, &slice_end) == 0) {
       forget(*target);
       return;
     }
