@@ -113,13 +113,15 @@ void release_last_target(void* held) {
 
 record_ptr* last_target_slot() {
   if (last.held != nullptr || last.released) return last.held;
-  static const pthread_key_t key = [] {
+  // Without a key (the process used up all of them) nothing is remembered: every send looks up.
+  static const std::optional<pthread_key_t> key = []() -> std::optional<pthread_key_t> {
     pthread_key_t created{};
-    if (pthread_key_create(&created, release_last_target) != 0) std::abort();
+    if (pthread_key_create(&created, release_last_target) != 0) return std::nullopt;
     return created;
   }();
+  if (!key) return nullptr;
   auto slot = std::make_unique<record_ptr>();
-  if (pthread_setspecific(key, slot.get()) != 0) return nullptr;
+  if (pthread_setspecific(*key, slot.get()) != 0) return nullptr;
   last.held = slot.release();  // owned by the key from now on
   return last.held;
 }
