@@ -179,8 +179,8 @@ record_ptr registry::ended_target_of(const thread_record& joiner) const {
 
 void registry::add_joiner(thread_record* joiner, thread_record* target) {
   std::lock_guard guard(lock_);
-  joiner->joining = target;
   joiners_.push_back(joiner);
+  joiner->joining = target;
 }
 
 void registry::remove_joiner(thread_record* joiner) {

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
@@ -97,6 +98,25 @@ class reaper {
   bool running_ = false;
 };
 
+// pthread_clockjoin_np on CLOCK_MONOTONIC (a step of the wall clock must not stretch a slice);
+// under ThreadSanitizer, which knows only pthread_timedjoin_np (CLOCK_REALTIME), that one.
+int join_until(pthread_t thread, const timespec& monotonic_end) {
+#if defined(__SANITIZE_THREAD__)
+  timespec now_monotonic{};
+  timespec end{};
+  clock_gettime(CLOCK_MONOTONIC, &now_monotonic);
+  clock_gettime(CLOCK_REALTIME, &end);
+  const long long left_ns = (monotonic_end.tv_sec - now_monotonic.tv_sec) * 1'000'000'000LL +
+                            (monotonic_end.tv_nsec - now_monotonic.tv_nsec);
+  const long long end_ns = end.tv_nsec + std::max(left_ns, 0LL);
+  end.tv_sec += static_cast<time_t>(end_ns / 1'000'000'000);
+  end.tv_nsec = static_cast<long>(end_ns % 1'000'000'000);
+  return pthread_timedjoin_np(thread, nullptr, &end);
+#else
+  return pthread_clockjoin_np(thread, nullptr, CLOCK_MONOTONIC, &monotonic_end);
+#endif
+}
+
 // For a joiner that saw `target` end (`ended` is set a few system calls before the thread is
 // gone): joins it. First for a few microseconds without sleeping (most threads are gone by
 // then), then in slices short enough that the joiner stays killable and suspendable and keeps
@@ -120,16 +140,7 @@ void join_or_hand_to_reaper(thread_record& self, const record_ptr& target,
   } flag{self};
   self.waiting.store(true, std::memory_order_relaxed);
   for (;;) {
-    // pthread_timedjoin_np rather than pthread_clockjoin_np: ThreadSanitizer knows only the
-    // former. Its clock is CLOCK_REALTIME; a slice is short, the deadline is kept below.
-    timespec slice_end{};
-    clock_gettime(CLOCK_REALTIME, &slice_end);
-    slice_end.tv_nsec += 500'000;
-    if (slice_end.tv_nsec >= 1'000'000'000) {
-      slice_end.tv_nsec -= 1'000'000'000;
-      ++slice_end.tv_sec;
-    }
-    if (pthread_timedjoin_np(target->handle, nullptr, &slice_end) == 0) {
+    if (join_until(target->handle, deadline_after(std::chrono::microseconds(500))) == 0) {
       forget(*target);
       return;
     }
@@ -303,15 +314,15 @@ bool suspend(thread_id id) {
     target->park.wake();
     return false;
   }
+  // A suspended joiner cannot join the thread it waits for: if that one has ended already (and
+  // counted on this joiner), the reaper does it. (Before the hook: a Python one may block.)
+  if (core::record_ptr joined = registry::instance().ended_target_of(*target)) {
+    core::reaper::instance().hand_over(std::move(joined));
+  }
   if (target->preemptive()) {
     core::send_suspend_signal(*target);
   } else if (target->hooks) {
     target->hooks->on_suspend_request();
-  }
-  // A suspended joiner cannot join the thread it waits for: if that one has ended already (and
-  // counted on this joiner), the reaper does it.
-  if (core::record_ptr joined = registry::instance().ended_target_of(*target)) {
-    core::reaper::instance().hand_over(std::move(joined));
   }
   return true;
 }
