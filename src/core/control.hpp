@@ -32,6 +32,20 @@ class api_call : public core_section {
   api_call();
 };
 
+// The thread shows as WAITING (status(), list()) while one of these lives: inside mthread's waits.
+class waiting_scope {
+ public:
+  explicit waiting_scope(thread_record& self) : self_(self) {
+    self_.waiting.store(true, std::memory_order_relaxed);
+  }
+  ~waiting_scope() { self_.waiting.store(false, std::memory_order_relaxed); }
+  waiting_scope(const waiting_scope&) = delete;
+  waiting_scope& operator=(const waiting_scope&) = delete;
+
+ private:
+  thread_record& self_;
+};
+
 // Throws thread_killed if the calling thread was killed, is not deferring kills and is not
 // already unwinding.
 void throw_if_killed(thread_record& self);
@@ -50,13 +64,7 @@ bool deadline_passed(const timespec& deadline);
 template <class Ready, class Arrived>
 bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready,
                 const Arrived& arrived) {
-  struct waiting_flag {
-    thread_record& self;
-    explicit waiting_flag(thread_record& s) : self(s) {
-      self.waiting.store(true, std::memory_order_relaxed);
-    }
-    ~waiting_flag() { self.waiting.store(false, std::memory_order_relaxed); }
-  } flag(self);
+  const waiting_scope waiting(self);
   for (;;) {
     // prepare() before every check, the kill check included: a kill() (or any wake) landing
     // between a check and prepare() would otherwise be missed and the thread sleep on.

@@ -134,11 +134,7 @@ void join_or_hand_to_reaper(thread_record& self, const record_ptr& target,
     forget(*target);
     return;
   }
-  struct waiting_flag {  // a wait of mthread's: WAITING
-    thread_record& self;
-    ~waiting_flag() { self.waiting.store(false, std::memory_order_relaxed); }
-  } flag{self};
-  self.waiting.store(true, std::memory_order_relaxed);
+  const waiting_scope waiting(self);
   for (;;) {
     if (join_until(target->handle, deadline_after(std::chrono::microseconds(500))) == 0) {
       forget(*target);
