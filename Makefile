@@ -9,7 +9,7 @@ DEBIAN_PACKAGES := build-essential cmake git libgtest-dev libgmock-dev libbenchm
   pybind11-dev python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
   python3-pytest python3-pytest-timeout python3-hypothesis python3-pexpect clang-format
 
-.PHONY: all deps build venv test demo bench format clean
+.PHONY: all deps build venv test test-pythons demo bench format clean
 
 all: build
 
@@ -37,6 +37,13 @@ venv: build
 
 test: venv
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
+
+# The Python suite on every supported CPython found here (Debian's python3 and pyenv's, one
+# per version), each installed by `pip install .` into a venv of its own under $(BUILD)/pythons;
+# one summary line per interpreter (tests/python/run_pythons.sh).
+test-pythons: deps
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) MTHREAD_PYTHONS_DIR=$(abspath $(BUILD))/pythons \
+	  bash tests/python/run_pythons.sh
 
 demo: venv
 	@echo "== C++: examples/demo.cpp =="
