@@ -32,6 +32,12 @@ bool kill_requested();
 bool has_messages(thread_id id);
 std::string sender_name(thread_id id);
 
+// What thread `id` is blocked in, as the kernel tells (/proc/self/task/TID): the system call
+// and the kernel's wait channel, e.g. "system call accept4 (wait channel inet_csk_accept)";
+// "running" when it is not in a system call, "" for a thread that is gone. For saying which
+// thread a kill could not reach, and why.
+std::string blocked_in(thread_id id);
+
 // Parks the calling thread while it is suspended; returns when resumed or killed (it does not
 // throw). The caller must hold no lock another thread may need, its interpreter's included.
 void park_while_suspended();

@@ -7,5 +7,6 @@
 #pragma once
 
 #include "mthread/messaging.hpp"
+#include "mthread/sync.hpp"
 #include "mthread/thread.hpp"
 #include "mthread/types.hpp"

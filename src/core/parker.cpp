@@ -2,11 +2,14 @@
 
 #include <linux/futex.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
+#include <vector>
 
 namespace mthread::core {
 namespace {
@@ -45,6 +48,56 @@ constexpr std::int64_t pure_spin_ns = 10'000;
 }  // namespace
 
 parker::parker() : spin_ns_(initial_spin_ns) {}
+
+parker::~parker() {
+  if (const int fd = event_fd_.load(std::memory_order_relaxed); fd >= 0) close(fd);
+}
+
+int parker::wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const timespec* deadline) {
+  int event_fd = event_fd_.load(std::memory_order_relaxed);
+  if (event_fd < 0) {
+    event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event_fd < 0) return -1;
+    event_fd_.store(event_fd, std::memory_order_release);
+  }
+  std::vector<pollfd> polled(fds, fds + count);
+  polled.push_back(pollfd{event_fd, POLLIN, 0});
+  // The same handshake as the futex sleep's: either this look sees the wake, or wake() sees
+  // `polling_` and makes the eventfd readable.
+  polling_.store(true, std::memory_order_seq_cst);
+  if (word_.load(std::memory_order_seq_cst) != seen) {
+    polling_.store(false, std::memory_order_relaxed);
+    return 0;
+  }
+  timespec left{};
+  if (deadline != nullptr) {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ns =
+        (deadline->tv_sec - now.tv_sec) * 1'000'000'000LL + (deadline->tv_nsec - now.tv_nsec);
+    ns = std::max(ns, 0LL);
+    left.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    left.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  }
+  const int ready =
+      ppoll(polled.data(), polled.size(), deadline != nullptr ? &left : nullptr, nullptr);
+  const int saved_errno = errno;
+  polling_.store(false, std::memory_order_relaxed);
+  if (ready < 0) {
+    errno = saved_errno;
+    return saved_errno == EINTR ? 0 : -1;
+  }
+  if (polled.back().revents != 0) {
+    std::uint64_t drained = 0;
+    (void)!read(event_fd, &drained, sizeof drained);
+  }
+  int result = 0;
+  for (nfds_t i = 0; i < count; ++i) {
+    fds[i].revents = polled[i].revents;
+    if (fds[i].revents != 0) ++result;
+  }
+  return result;
+}
 
 void parker::wait_for(std::uint32_t seen, const timespec* deadline,
                       bool (*arrived)(const void*, bool), const void* context) {
@@ -100,6 +153,10 @@ void parker::wake() {
     woken_at_.store(now_ns(), std::memory_order_relaxed);
     woken_from_.store(sched_getcpu(), std::memory_order_relaxed);
     futex(&word_, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, nullptr, 0);
+  }
+  if (polling_.load(std::memory_order_seq_cst)) {
+    const std::uint64_t one = 1;
+    (void)!write(event_fd_.load(std::memory_order_acquire), &one, sizeof one);
   }
 }
 

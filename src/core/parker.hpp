@@ -4,6 +4,7 @@
 // suspend handler parks on it).
 #pragma once
 
+#include <poll.h>
 #include <time.h>
 
 #include <atomic>
@@ -14,6 +15,9 @@ namespace mthread::core {
 class parker {
  public:
   parker();
+  ~parker();
+  parker(const parker&) = delete;
+  parker& operator=(const parker&) = delete;
 
   // Read the word before checking the condition you wait for; pass it to wait().
   std::uint32_t prepare() const { return word_.load(std::memory_order_acquire); }
@@ -50,6 +54,12 @@ class parker {
     wait_for(seen, deadline, nullptr, nullptr);
   }
 
+  // As wait(seen, deadline), but also returns when `fds` (as for ::poll) are ready: the owner
+  // polls them together with an eventfd of its own that wake() writes to while it polls, so a
+  // kill or suspend reaches a thread blocked on a socket at once. Returns what ::poll returned
+  // for `fds` (0 when woken or timed out, -1 with errno on failure; EINTR is 0).
+  int wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const timespec* deadline);
+
   // Wakes the owner whatever it waits for (kill, suspend, resume, a thread gone).
   void wake();
 
@@ -68,6 +78,10 @@ class parker {
 
   std::atomic<std::uint32_t> word_{0};
   std::atomic<bool> sleeping_{false};
+  // The eventfd of wait_fds(): made at the owner's first wait on descriptors, written by wake()
+  // only while `polling_` (so the other waits pay nothing for it).
+  std::atomic<int> event_fd_{-1};
+  std::atomic<bool> polling_{false};
   std::atomic<std::uint32_t> spin_ns_;     // the owner's spin budget; only the owner writes it
   std::atomic<std::int64_t> woken_at_{0};  // when a waker last had to wake a sleeper (ns)
   std::atomic<int> woken_from_{-1};        // and on which CPU it ran

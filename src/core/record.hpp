@@ -40,6 +40,9 @@ struct thread_record {
   stack_region stack;  // empty for the main thread; given back once the thread is joined
   std::size_t stack_size = 0;
   pthread_t handle{};  // set by the thread itself before it can be suspended
+  // The kernel's id of the thread (/proc/self/task/<os_tid>), to say where a thread that
+  // cannot be killed is blocked. 0 until the thread set it.
+  std::atomic<long> os_tid{0};
 
   std::atomic<bool> suspendable{false};
   std::atomic<bool> suspend_requested{false};

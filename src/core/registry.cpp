@@ -21,6 +21,10 @@ namespace {
 // initial-exec: the overflow and suspend signal handlers read it, and a lazily allocated TLS
 // block is not safe to touch there.
 __attribute__((tls_model("initial-exec"))) thread_local thread_record* current = nullptr;
+// Whether this thread already asked whether it is the main thread: a thread mthread does not
+// know (a threading thread taking a contended mthread::mutex) asks once, not two system calls
+// a call.
+__attribute__((tls_model("initial-exec"))) thread_local bool main_checked = false;
 
 std::size_t limit_from_environment() {
   const char* text = std::getenv("MTHREAD_MAX_THREADS");
@@ -42,12 +46,14 @@ registry& registry::instance() {
 registry::registry() : limit_(limit_from_environment()) {
   main_ = std::make_shared<thread_record>(next_id(), thread_type::main, "MainThread",
                                           default_mailbox_depth);
+  main_->os_tid.store(getpid(), std::memory_order_relaxed);
   threads_.emplace(main_->id, main_);
 }
 
 thread_record* registry::self() {
-  if (current == nullptr && syscall(SYS_gettid) == getpid()) {
-    current = &instance().main_thread();
+  if (current == nullptr && !main_checked) {
+    main_checked = true;
+    if (syscall(SYS_gettid) == getpid()) current = &instance().main_thread();
   }
   return current;
 }

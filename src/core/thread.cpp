@@ -2,6 +2,8 @@
 #include <cxxabi.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -213,6 +215,7 @@ void* thread_entry(void* argument) {
   auto& self = *static_cast<thread_record*>(argument);
   registry::set_self(&self);
   self.handle = pthread_self();
+  self.os_tid.store(static_cast<long>(syscall(SYS_gettid)), std::memory_order_relaxed);
   self.stack.note_entry_frame(__builtin_frame_address(0));
   enter_thread_signals(self);
   set_os_name(self.name);

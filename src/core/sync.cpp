@@ -1,0 +1,302 @@
+// mutex, condition_variable and the descriptor waits of sync.hpp.
+//
+// A blocked thread waits on a parker of its own — its record's in a thread mthread knows (so
+// kill, suspend and resume wake it), a thread-local one elsewhere — after putting a waiter on
+// the object's list. Whoever wakes it takes the waiter off the list, marks it and publishes to
+// its parker, all under the list's guard: a waiter that leaves (woken, timed out, killed) takes
+// the guard once too, so no waker ever touches a waiter or a parker that is gone.
+#include "mthread/sync.hpp"
+
+#include <cerrno>
+#include <optional>
+#include <system_error>
+#include <vector>
+
+#include "core/control.hpp"
+#include "core/registry.hpp"
+
+namespace mthread {
+namespace detail {
+
+struct sync_waiter {
+  sync_waiter* prev = nullptr;
+  sync_waiter* next = nullptr;
+  core::parker* park = nullptr;
+  std::atomic<bool> signalled{false};
+  bool queued = false;  // under the list's guard
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::sync_waiter;
+using detail::waiter_list;
+
+// The parker of a thread mthread does not know.
+core::parker& own_parker() {
+  thread_local core::parker park;
+  return park;
+}
+
+// Every call below runs under the list's guard.
+void push_back(waiter_list& list, sync_waiter& waiter) {
+  waiter.prev = list.tail;
+  waiter.next = nullptr;
+  (list.tail != nullptr ? list.tail->next : list.head) = &waiter;
+  list.tail = &waiter;
+  waiter.queued = true;
+}
+
+void remove(waiter_list& list, sync_waiter& waiter) {
+  (waiter.prev != nullptr ? waiter.prev->next : list.head) = waiter.next;
+  (waiter.next != nullptr ? waiter.next->prev : list.tail) = waiter.prev;
+  waiter.prev = waiter.next = nullptr;
+  waiter.queued = false;
+}
+
+// Takes the first waiter off the list and wakes it; false if there was none.
+bool signal_first(waiter_list& list) {
+  sync_waiter* first = list.head;
+  if (first == nullptr) return false;
+  remove(list, *first);
+  // seq_cst: the parker's handshake (see parker::publish).
+  first->signalled.store(true, std::memory_order_seq_cst);
+  first->park->publish();
+  return true;
+}
+
+enum class wait_end { signalled, timed_out, suspended };
+
+// Waits until the waiter is signalled or the deadline passes. In a thread mthread knows, also
+// returns when a suspend is requested (the caller must not sleep through it holding a wake that
+// another waiter could use) and throws thread_killed when killed.
+wait_end wait_for_signal(core::thread_record* self, sync_waiter& waiter, const timespec* deadline) {
+  auto arrived = [&](bool) { return waiter.signalled.load(std::memory_order_seq_cst); };
+  core::parker& park = *waiter.park;
+  for (;;) {
+    const auto seen = park.prepare();
+    if (self != nullptr) {
+      core::throw_if_killed(*self);
+      if (self->suspend_requested.load(std::memory_order_acquire)) return wait_end::suspended;
+    }
+    if (waiter.signalled.load(std::memory_order_acquire)) return wait_end::signalled;
+    if (deadline != nullptr && core::deadline_passed(*deadline)) return wait_end::timed_out;
+    park.wait(seen, deadline, arrived);
+  }
+}
+
+// Takes the waiter off the list if no waker did; true if a waker did (it was signalled).
+bool leave(waiter_list& list, sync_waiter& waiter) {
+  std::lock_guard guard(list.guard);
+  if (waiter.queued) remove(list, waiter);
+  return waiter.signalled.load(std::memory_order_relaxed);
+}
+
+// While one lives, kill does not interrupt the calling thread's waits (the re-lock of a
+// condition variable's mutex on the way out of wait()).
+class no_kill_scope {
+ public:
+  explicit no_kill_scope(core::thread_record* self) : self_(self) {
+    if (self_ != nullptr) ++self_->kill_deferrals;
+  }
+  ~no_kill_scope() {
+    if (self_ != nullptr) --self_->kill_deferrals;
+  }
+  no_kill_scope(const no_kill_scope&) = delete;
+  no_kill_scope& operator=(const no_kill_scope&) = delete;
+
+ private:
+  core::thread_record* self_;
+};
+
+}  // namespace
+
+// --- mutex -----------------------------------------------------------------------------------
+
+bool mutex::lock_waiting(std::int64_t timeout_ns) {
+  core::api_call call;
+  core::thread_record* self = call.self();
+  const timespec deadline =
+      core::deadline_after(std::chrono::nanoseconds(std::max<std::int64_t>(timeout_ns, 0)));
+  const timespec* until = timeout_ns >= 0 ? &deadline : nullptr;
+  std::optional<core::waiting_scope> waiting;
+  if (self != nullptr) waiting.emplace(*self);
+  for (;;) {
+    if (try_lock()) return true;
+    sync_waiter waiter;
+    waiter.park = self != nullptr ? &self->park : &own_parker();
+    {
+      std::lock_guard guard(waiters_.guard);
+      // Announce the waiter before the last look: an unlock from now on takes the slow path
+      // and finds it (both are read-modify-writes of state_, so one sees the other).
+      const std::uint32_t state = state_.fetch_or(waiters_bit, std::memory_order_acq_rel);
+      if ((state & locked_bit) == 0) {
+        if (waiters_.head == nullptr) state_.fetch_and(~waiters_bit, std::memory_order_relaxed);
+        continue;
+      }
+      push_back(waiters_, waiter);
+    }
+    wait_end end = wait_end::timed_out;
+    try {
+      end = wait_for_signal(self, waiter, until);
+    } catch (...) {
+      if (leave(waiters_, waiter)) wake_next_if_free();
+      throw;
+    }
+    const bool signalled = leave(waiters_, waiter);
+    if (end == wait_end::signalled) continue;
+    // Timed out or suspended: a wake that came meanwhile goes to the next waiter.
+    if (signalled) wake_next_if_free();
+    if (end == wait_end::timed_out) return try_lock();
+    core::park_while_suspended(*self);
+    core::throw_if_killed(*self);
+  }
+}
+
+void mutex::unlock() {
+  if (!unlock_if_locked()) throw error("mthread::mutex::unlock: the mutex is not locked");
+}
+
+bool mutex::unlock_slow() noexcept {
+  const core::core_section section;  // a suspend must not park this thread holding the guard
+  std::lock_guard guard(waiters_.guard);
+  std::uint32_t state = state_.load(std::memory_order_relaxed);
+  if ((state & locked_bit) == 0) return false;
+  // Only this thread changes state_ now: no one can lock it, and waiters_bit changes under the
+  // guard. Unlock first, then wake the first waiter (it tries again; a thread arriving meanwhile
+  // may get the mutex first, as with CPython's lock).
+  state_.store(waiters_.head != nullptr && waiters_.head->next != nullptr ? waiters_bit : 0,
+               std::memory_order_release);
+  signal_first(waiters_);
+  return true;
+}
+
+void mutex::wake_next_if_free() noexcept {
+  const core::core_section section;
+  std::lock_guard guard(waiters_.guard);
+  if ((state_.load(std::memory_order_acquire) & locked_bit) != 0) return;
+  signal_first(waiters_);
+  if (waiters_.head == nullptr) state_.fetch_and(~waiters_bit, std::memory_order_relaxed);
+}
+
+// --- condition_variable ----------------------------------------------------------------------
+
+void condition_variable::notify_one() noexcept {
+  const core::core_section section;
+  std::lock_guard guard(waiters_.guard);
+  signal_first(waiters_);
+}
+
+void condition_variable::notify_all() noexcept {
+  const core::core_section section;
+  std::lock_guard guard(waiters_.guard);
+  while (signal_first(waiters_)) {
+  }
+}
+
+bool condition_variable::wait_ns(std::unique_lock<mutex>& lock, std::int64_t timeout_ns) {
+  if (!lock.owns_lock()) throw error("mthread::condition_variable::wait: the lock is not held");
+  core::api_call call;
+  core::thread_record* self = call.self();
+  const timespec deadline =
+      core::deadline_after(std::chrono::nanoseconds(std::max<std::int64_t>(timeout_ns, 0)));
+  const timespec* until = timeout_ns >= 0 ? &deadline : nullptr;
+  sync_waiter waiter;
+  waiter.park = self != nullptr ? &self->park : &own_parker();
+  {
+    std::lock_guard guard(waiters_.guard);
+    push_back(waiters_, waiter);
+  }
+  lock.unlock();
+  wait_end end = wait_end::timed_out;
+  {
+    std::optional<core::waiting_scope> waiting;
+    if (self != nullptr) waiting.emplace(*self);
+    try {
+      for (;;) {
+        end = wait_for_signal(self, waiter, until);
+        if (end != wait_end::suspended) break;
+        // A notified thread that is suspended returns once resumed, as one suspended just
+        // after it returned would.
+        core::park_while_suspended(*self);
+      }
+    } catch (...) {
+      // Killed: a notify_one() it took goes to another waiter; the mutex is locked again
+      // whatever happens (the caller's unique_lock owns it).
+      if (leave(waiters_, waiter)) notify_one();
+      const no_kill_scope no_kill(self);
+      lock.lock();
+      throw;
+    }
+  }
+  const bool signalled = leave(waiters_, waiter);
+  {
+    const no_kill_scope no_kill(self);
+    lock.lock();
+  }
+  if (self != nullptr) core::throw_if_killed(*self);
+  return end == wait_end::signalled || signalled;
+}
+
+// --- descriptors -----------------------------------------------------------------------------
+
+int poll(pollfd* fds, std::size_t count, std::chrono::nanoseconds timeout) {
+  core::api_call call;
+  core::thread_record* self = call.self();
+  const timespec deadline = core::deadline_after(std::max(timeout, std::chrono::nanoseconds(0)));
+  const timespec* until = timeout.count() >= 0 ? &deadline : nullptr;
+  auto fail = [] { throw std::system_error(errno, std::generic_category(), "mthread::poll"); };
+  if (self == nullptr) {
+    for (;;) {
+      timespec left{};
+      if (until != nullptr) {
+        timespec now{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long ns =
+            (until->tv_sec - now.tv_sec) * 1'000'000'000LL + (until->tv_nsec - now.tv_nsec);
+        ns = std::max(ns, 0LL);
+        left.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+        left.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+      }
+      const int ready = ppoll(fds, count, until != nullptr ? &left : nullptr, nullptr);
+      if (ready >= 0) return ready;
+      if (errno != EINTR) fail();
+    }
+  }
+  const core::waiting_scope waiting(*self);
+  for (;;) {
+    const auto seen = self->park.prepare();
+    core::throw_if_killed(*self);
+    if (self->suspend_requested.load(std::memory_order_acquire)) {
+      self->park.wait(seen, nullptr);
+      continue;
+    }
+    const int ready = self->park.wait_fds(seen, fds, count, until);
+    if (ready < 0) fail();
+    if (ready > 0) return ready;
+    if (until != nullptr && core::deadline_passed(*until)) return 0;
+  }
+}
+
+namespace {
+bool wait_ready(int fd, short events, std::chrono::nanoseconds timeout) {
+  pollfd entry{fd, events, 0};
+  return poll(&entry, 1, timeout) > 0;
+}
+}  // namespace
+
+bool wait_readable(int fd) {
+  return wait_ready(fd, POLLIN, std::chrono::nanoseconds(-1));
+}
+bool wait_readable(int fd, std::chrono::nanoseconds timeout) {
+  return wait_ready(fd, POLLIN, std::max(timeout, std::chrono::nanoseconds(0)));
+}
+bool wait_writable(int fd) {
+  return wait_ready(fd, POLLOUT, std::chrono::nanoseconds(-1));
+}
+bool wait_writable(int fd, std::chrono::nanoseconds timeout) {
+  return wait_ready(fd, POLLOUT, std::max(timeout, std::chrono::nanoseconds(0)));
+}
+
+}  // namespace mthread
