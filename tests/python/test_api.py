@@ -576,23 +576,36 @@ def test_deep_recursion_through_c_on_default_stack():
 
 
 def test_default_stack_holds_what_a_threading_stack_holds():
-    """Recursion through C 8000 deep, the recursion limit raised to allow it: fine on a
-    threading.Thread's stack, so fine on a managed thread's default stack."""
+    """Recursion through C up to 8000 deep, the recursion limit raised to allow it: a managed
+    thread on its default stack gets at least as deep as a threading.Thread of the same
+    interpreter. 3.11 reaches 8000 on both; 3.12 and later stop recursion through C earlier, at
+    a limit of their own, with a RecursionError (a threading.Thread's start takes a level of it
+    more than a managed thread's)."""
+    import sys
+
     result = run_python("""
         import sys, threading, mthread
         sys.setrecursionlimit(8200)
-        def deep(n):
-            return 0 if n == 0 else 1 + next(map(deep, [n - 1]))
+        def reach(n=0):
+            if n == 8000:
+                return n
+            try:
+                return next(map(reach, [n + 1]))
+            except RecursionError:
+                return n
         out = []
-        t = threading.Thread(target=lambda: out.append(deep(8000)))
+        t = threading.Thread(target=lambda: out.append(reach()))
         t.start(); t.join()
-        tid = mthread.start_new_thread("deep", lambda: out.append(deep(8000)), ())
+        tid = mthread.start_new_thread("deep", lambda: out.append(reach()), ())
         while mthread.status(tid) != mthread.TERMINATED:
             mthread.sleep_ms(5)
-        print(out)
+        print(*out)
     """)
     assert_clean_exit(result.returncode, result.stderr, {0})
-    assert result.stdout.strip() == "[8000, 8000]"
+    threading_depth, managed_depth = map(int, result.stdout.split())
+    assert managed_depth >= threading_depth
+    if sys.version_info < (3, 12):
+        assert threading_depth == 8000
 
 
 def test_stack_overflow_stops_process_naming_thread():
