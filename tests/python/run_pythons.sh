@@ -70,10 +70,13 @@ minimum="$(sed -n 's/^requires-python *= *">= *\([0-9]*\.[0-9]*\)".*/\1/p' "$roo
 describe() {
   "$1" - "$minimum" <<'EOF' 2>/dev/null
 import sys
-major, minor = (int(part) for part in sys.argv[1].split("."))
-supported = sys.implementation.name == "cpython" and sys.version_info[:2] >= (major, minor)
-abi = f"cp{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
-print(abi, "%d.%d.%d" % sys.version_info[:3], "yes" if supported else "no")
+# (No f-strings: this must run on old interpreters too, to name them.)
+major, minor = [int(part) for part in sys.argv[1].split(".")]
+implementation = getattr(sys, "implementation", None)
+supported = (implementation is not None and implementation.name == "cpython" and
+             sys.version_info[:2] >= (major, minor))
+abi = "cp%d%d%s" % (sys.version_info[0], sys.version_info[1], getattr(sys, "abiflags", ""))
+print("%s %d.%d.%d %s" % ((abi,) + tuple(sys.version_info[:3]) + ("yes" if supported else "no",)))
 EOF
 }
 
@@ -165,8 +168,9 @@ setup_venv() {
 # Builds everything first, then tests: a build failure shows before a long test run.
 make_test_packages
 declare -A seen=()
+abis=()      # in the order found
 ready=()     # "abi python version build-seconds" for each venv that is set up
-summary=()   # one line per interpreter
+declare -A summary=()  # abi -> its line
 failures=0
 for python in "${pythons[@]}"; do
   if ! description="$(describe "$python")" || [ -z "$description" ]; then
@@ -183,6 +187,7 @@ for python in "${pythons[@]}"; do
     continue
   fi
   seen[$abi]="$python"
+  abis+=("$abi")
   mkdir -p "$dir/$abi"
   note "== $abi: $python ($version): pip install . (log: $dir/$abi/install.log)"
   start=$SECONDS
@@ -200,11 +205,11 @@ for python in "${pythons[@]}"; do
     note "   FAILED to build or install; from $dir/$abi/install.log:"
     { grep -m 10 -E ': (fatal )?error:|^(CMake Error| *mthread)' "$dir/$abi/install.log" ||
         tail -n 15 "$dir/$abi/install.log"; } | sed 's/^ */   | /' >&2
-    summary+=("$abi $version: pip install . FAILED (see $dir/$abi/install.log) [$python]")
+    summary[$abi]="$abi $version: pip install . FAILED (see $dir/$abi/install.log) [$python]"
     failures=$((failures + 1))
   fi
 done
-[ ${#summary[@]} -gt 0 ] ||
+[ ${#abis[@]} -gt 0 ] ||
   { note "run_pythons.sh: no supported CPython found"; exit 1; }
 
 if [ "$setup_only" = 1 ]; then
@@ -224,9 +229,11 @@ for entry in "${ready[@]}"; do
   start=$SECONDS
   status=0
   # The suite's own timeouts end a stuck test after 120 s; the outer one ends a stuck run.
+  # Debian's pytest 7.2 uses ast names that 3.12 deprecates: its own warnings are not ours.
   (cd "$root" && env -u PYTHONPATH PYTHONPYCACHEPREFIX="$dir/$abi/pycache" \
      MTHREAD_TEST_PYTHON="$venv_python" timeout --signal=ABRT 3600 \
      "$venv_python" -m pytest -q -p no:cacheprovider --timeout=120 \
+     -W ignore::DeprecationWarning:_pytest.assertion.rewrite \
      --junitxml="$dir/$abi/junit.xml" "${pytest_args[@]}" >"$dir/$abi/pytest.log" 2>&1) ||
     status=$?
   seconds=$((SECONDS - start))
@@ -251,11 +258,11 @@ EOF
     grep -E '^(FAILED|ERROR) ' "$dir/$abi/pytest.log" | sed 's/^/   /' >&2 || true
     failures=$((failures + 1))
   fi
-  summary+=("$line")
+  summary[$abi]="$line"
   note "   $line"
 done
 
 echo
 echo "== make test-pythons: one line per interpreter"
-for line in "${summary[@]}"; do echo "$line"; done
+for abi in "${abis[@]}"; do echo "${summary[$abi]}"; done
 [ "$failures" = 0 ]
