@@ -38,7 +38,8 @@ message get_msg();
 message get_msg(std::chrono::milliseconds timeout);
 
 // Whether the REPL (main thread) shows incoming messages at its prompt. Setting it is allowed
-// from the main thread only (mthread::error otherwise); returns the value in force.
+// from the main thread only (mthread::error otherwise); setting returns the previous value, as
+// the device's mp_thread_replAcceptMsg does.
 bool repl_accept_msg();
 bool repl_accept_msg(bool accept);
 

@@ -30,11 +30,13 @@ from ._mthread import (
     TERMINATED,
     WAITING,
     DEFAULT_STACK_SIZE,
+    LockType,
     MAX_MESSAGE_LENGTH,
     MAX_STACK_SIZE,
     MAX_THREADS,
     MIN_STACK_SIZE,
     ThreadKilled,
+    allocate_lock,
     allowsuspend,
     getMainID,
     getReplID,
@@ -45,7 +47,9 @@ from ._mthread import (
     getnotification,
     isnotified,
     kill,
+    get_ident,
     list,
+    mainAcceptMsg,
     notify,
     replAcceptMsg,
     resume,
@@ -61,12 +65,9 @@ from ._mthread import (
     wait,
 )
 from _thread import (
-    LockType,
     TIMEOUT_MAX,
-    allocate_lock,
     error,
     exit,
-    get_ident,
     get_native_id,
     interrupt_main,
 )
@@ -74,6 +75,12 @@ from ._install import install
 
 # Message types: the first item of getmsg().
 MSG_NONE, MSG_INT, MSG_STR = 0, 1, 2
+
+
+def _count():
+    """CPython's ``_thread._count()``: the number of Python threads alive that were started
+    through ``_thread`` (``threading``'s included), plus those mthread started."""
+    return _cpython_thread._count() + sum(1 for row in _mthread.list(False) if row[1] == PYTHON)
 
 
 def __getattr__(name):

@@ -6,6 +6,8 @@ The extension calls ``prepare()`` once, before the first thread starts; then, pe
 import functools
 import sys
 import threading
+import time
+import traceback
 import types
 
 from . import _mthread
@@ -18,7 +20,70 @@ def _call(func, args, kwargs):
     # threading.settrace()/setprofile() (coverage, debuggers) run in this one too.
     if threading._trace_hook is not None or threading._profile_hook is not None:
         _set_hooks()
-    return func(*args, **kwargs)
+    try:
+        func(*args, **kwargs)
+    except SystemExit:  # ThreadKilled too: the thread ends silently
+        raise
+    except BaseException as exc:  # noqa: B902  (as threading reports every other exception)
+        # Reported from inside the handler, as threading does: a kill that lands meanwhile is
+        # raised at the next line (this is not a ThreadKilled being handled) and ends the
+        # thread silently. The traceback starts at the user's function, not at this frame.
+        _report(type(exc), exc.with_traceback(exc.__traceback__.tb_next))
+
+
+def _report(exc_type, exc):
+    """Hand an uncaught exception to ``threading.excepthook`` with ``args.thread`` the calling
+    thread's ``threading`` object (its name the thread's name). The default hook's output is the
+    device's: a header naming the thread and its id, then the traceback."""
+    args = threading.ExceptHookArgs([exc_type, exc, exc.__traceback__, threading.current_thread()])
+    try:
+        hook = threading.excepthook
+        if hook is threading.__excepthook__:
+            _print_report(args)
+        else:
+            hook(args)
+    except Exception as error:  # noqa: B902  (what threading does when its hook fails)
+        error.__suppress_context__ = True
+        sys.stderr.write("Exception in threading.excepthook:\n")
+        sys.stderr.flush()
+        sys.excepthook(*sys.exc_info())
+    finally:
+        del args
+
+
+def _print_report(args):
+    """The default report, written to ``sys.stderr`` through ``sys.excepthook`` (a replaced one
+    is honoured). At an interactive prompt it is printed above the prompt, which is then
+    redrawn, as the REPL does with messages."""
+    header = f'Unhandled exception in thread "{_mthread.getSelfName()}" (id {_mthread.getSelfID()}):\n'
+    stderr = sys.stderr
+    if stderr is None:
+        return
+    if sys.excepthook is not sys.__excepthook__:
+        stderr.write(header)
+        stderr.flush()
+        sys.excepthook(args.exc_type, args.exc_value, args.exc_traceback)
+        return
+    text = header + "".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                                       args.exc_traceback))
+    if stderr is sys.__stderr__ and _mthread._at_prompt():
+        _show_above_prompt(text)
+    else:
+        stderr.write(text)
+        stderr.flush()
+
+
+def _show_above_prompt(text):
+    """Queue ``text`` for the REPL display (mthread._repl.show_pending) and wait until it was
+    shown; if the prompt goes away first (a statement runs), write it directly."""
+    _mthread._repl_write(text)
+    deadline = time.monotonic() + 1.0
+    while _mthread._repl_output_pending() and _mthread._at_prompt() and time.monotonic() < deadline:
+        _mthread.sleep_ms(20)
+    rest = _mthread._take_repl_output()
+    if rest:
+        sys.stderr.write(rest)
+        sys.stderr.flush()
 
 
 def _set_hooks():

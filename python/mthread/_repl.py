@@ -2,8 +2,9 @@
 REPL does, then redraws the prompt and the text typed so far.
 
 ``show_pending`` is called by mthread's ``PyOS_InputHook`` about ten times a second while GNU
-readline waits for a key (in ``python3 -m mthread`` and in the plain ``python3`` REPL), and only
-while ``replAcceptMsg()`` is true.
+readline waits for a key (in ``python3 -m mthread`` and in the plain ``python3`` REPL) when there
+is something to show: messages and notifications while ``replAcceptMsg()`` is true, and always
+a thread's traceback (which would otherwise be written over the prompt).
 """
 import os
 import sys
@@ -57,17 +58,23 @@ def show_pending():
     """Print the main thread's pending notification and messages on lines of their own, then
     redraw the prompt and the text typed so far. Called by the input hook in the main thread."""
     global _readline
-    if _mthread.getSelfID() != _mthread.getReplID() or not _mthread.replAcceptMsg():
+    if _mthread.getSelfID() != _mthread.getReplID():
         return
-    lines = pending_lines()
-    if not lines:
+    lines = pending_lines() if _mthread.replAcceptMsg() else []
+    output = _mthread._take_repl_output()
+    if not lines and not output:
         return
     if _readline is None:
         _readline = _Readline()
     sys.stdout.flush()
     clear = "" if _readline.clear_visible_line() else "\r\x1b[K"
-    sys.stdout.write(clear + "\n".join(lines) + "\n")
+    sys.stdout.write(clear)
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
+    if output:
+        sys.stderr.write(output)
+        sys.stderr.flush()
     if not _mthread._redisplay_prompt():
         sys.stdout.write(str(getattr(sys, "ps1", "")))
         sys.stdout.flush()

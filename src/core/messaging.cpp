@@ -162,8 +162,8 @@ bool repl_accept_msg(bool accept) {
   if (call.self() == nullptr || call.self()->type != thread_type::main) {
     throw error("mthread: repl_accept_msg(flag): only the main thread may set it");
   }
-  registry::instance().repl_accepts_messages.store(accept);
-  return accept;
+  // The previous setting, as the device's mp_thread_replAcceptMsg returns it.
+  return registry::instance().repl_accepts_messages.exchange(accept);
 }
 
 }  // namespace mthread

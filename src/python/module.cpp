@@ -11,7 +11,9 @@
 
 #include "convert.hpp"
 #include "interpreter.hpp"
+#include "lock.hpp"
 #include "repl_hook.hpp"
+#include "waits.hpp"
 
 namespace py = pybind11;
 using namespace mthread;
@@ -26,52 +28,55 @@ bool is_callable(py::handle value) {
 }
 
 // Both forms: the device's start_new_thread(name, func, args[, kwargs]) and CPython's
-// start_new_thread(func, args[, kwargs]).
-thread_id start_thread(py::args positional, py::object stacksize, py::object mailbox_depth) {
+// start_new_thread(func, args[, kwargs]); keywords stacksize=, mailbox_depth= and the final
+// firmware's samecore=.
+thread_id start_thread(PyObject* const* positional, Py_ssize_t given, py::handle stacksize,
+                       py::handle mailbox_depth, py::handle samecore) {
   const char* function = "start_new_thread";
-  std::size_t first = 0;
+  Py_ssize_t first = 0;
   std::string name;
-  if (positional.size() > 0 && PyUnicode_Check(positional[0].ptr())) {
+  if (given > 0 && PyUnicode_Check(positional[0])) {
     name = std::string(to_utf8(positional[0], function, "name"));
     first = 1;
   } else {
     name = "Thread-" + std::to_string(++unnamed_threads);
   }
-  const std::size_t count = positional.size() - first;
+  const Py_ssize_t count = given - first;
   if (count < 2 || count > 3) {
     raise(PyExc_TypeError,
           "start_new_thread() takes (name, func, args[, kwargs]) or "
           "(func, args[, kwargs]); got " +
-              std::to_string(positional.size()) + " arguments");
+              std::to_string(given) + " positional argument" + (given == 1 ? "" : "s"));
   }
-  py::object func = positional[first];
+  py::object func = py::reinterpret_borrow<py::object>(positional[first]);
   if (!is_callable(func)) {
     raise(PyExc_TypeError, "start_new_thread(): func must be callable, not " + type_name(func));
   }
-  py::object args = positional[first + 1];
+  py::object args = py::reinterpret_borrow<py::object>(positional[first + 1]);
   if (!PyTuple_Check(args.ptr())) {
     raise(PyExc_TypeError, "start_new_thread(): args must be a tuple, not " + type_name(args));
   }
   py::dict kwargs;
   if (count == 3) {
-    py::object given = positional[first + 2];
-    if (!PyDict_Check(given.ptr())) {
-      raise(PyExc_TypeError, "start_new_thread(): kwargs must be a dict, not " + type_name(given));
+    py::object extra = py::reinterpret_borrow<py::object>(positional[first + 2]);
+    if (!PyDict_Check(extra.ptr())) {
+      raise(PyExc_TypeError, "start_new_thread(): kwargs must be a dict, not " + type_name(extra));
     }
-    kwargs = given;
+    kwargs = extra;
   }
-  const long long stack_bytes = to_integer(stacksize, function, "stacksize", 0, LLONG_MAX);
+  // The final firmware's default stacksize is -1: the default stack, as 0 is here.
+  long long stack_bytes = 0;
+  if (stacksize) stack_bytes = to_integer(stacksize, function, "stacksize", -1, LLONG_MAX);
   // 0 is the default depth, as stacksize=0 is the default stack.
-  const long long depth =
-      to_integer(mailbox_depth, function, "mailbox_depth", 0, max_mailbox_depth);
-  return start_python_thread(name, func, args, kwargs, static_cast<std::size_t>(stack_bytes),
+  long long depth = 0;
+  if (mailbox_depth) {
+    depth = to_integer(mailbox_depth, function, "mailbox_depth", 0, max_mailbox_depth);
+  }
+  // A PC has no pair of cores to choose between: samecore= is checked and accepted.
+  if (samecore) to_bool(samecore);
+  return start_python_thread(name, func, args, kwargs,
+                             static_cast<std::size_t>(std::max(stack_bytes, 0LL)),
                              depth == 0 ? default_mailbox_depth : static_cast<std::size_t>(depth));
-}
-
-std::size_t set_stack_size(py::object size) {
-  if (size.is_none()) return stack_size();
-  const long long bytes = to_integer(size, "stack_size", "size", 0, LLONG_MAX);
-  return stack_size(static_cast<std::size_t>(bytes));
 }
 
 py::tuple message_tuple(const message& m) {
@@ -162,15 +167,16 @@ void sleep_for_python(std::optional<std::chrono::nanoseconds> duration) {
   });
 }
 
-py::object repl_accept(py::object flag) {
-  // As on the device, the flag is honoured in the main thread only.
+py::object repl_accept(py::handle flag, py::handle) {
+  // As on the device, the flag is honoured in the main thread only; setting returns the
+  // previous setting, as the device's mp_thread_replAcceptMsg does.
   if (!flag.is_none() && get_self_id() == get_repl_id()) {
     return py::bool_(repl_accept_msg(to_bool(flag)));
   }
   return py::bool_(repl_accept_msg());
 }
 
-py::object list_threads(py::object print) {
+py::object list_threads(py::handle print, py::handle) {
   if (print.is_none() || to_bool(print)) {
     std::ostringstream lines;
     print_list(lines);
@@ -197,9 +203,11 @@ void translate_core_exceptions(std::exception_ptr thrown) {
   }
 }
 
-// --- the calls a loop makes once a message or notification ---------------------------------
-// pybind11's dispatcher costs about 100 ns a call (an argument tuple, vectors, thread-local
-// bookkeeping): as much as the messaging itself. These few are plain METH_FASTCALL functions.
+// --- the function table ----------------------------------------------------------------------
+// Plain METH_FASTCALL functions rather than pybind11's dispatcher: a wrong call gets CPython's
+// own wording naming the argument ("missing required argument 'th_id'"), never a dump of
+// overloads, and a call costs no argument tuple (pybind11's costs about 100 ns, as much as
+// sending a message).
 
 struct signature {
   const char* name;
@@ -209,13 +217,12 @@ struct signature {
 
 // Binds positional and keyword arguments to `out` by parameter name, as CPython's own
 // functions do; an argument not given stays nullptr. False with a TypeError set.
-bool bind_arguments(const signature& sig, PyObject* const* args, Py_ssize_t count,
+bool bind_arguments(const char* function, const char* const* parameters, Py_ssize_t most,
+                    Py_ssize_t required, PyObject* const* args, Py_ssize_t count,
                     PyObject* keywords, PyObject** out) {
-  Py_ssize_t most = 0;
-  while (most < static_cast<Py_ssize_t>(sig.parameters.size()) && sig.parameters[most]) ++most;
   if (count > most) {
-    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", sig.name, most,
-                 most == 1 ? "" : "s", count);
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", function,
+                 most, most == 1 ? "" : "s", count);
     return false;
   }
   for (Py_ssize_t i = 0; i < count; ++i) out[i] = args[i];
@@ -223,25 +230,24 @@ bool bind_arguments(const signature& sig, PyObject* const* args, Py_ssize_t coun
   for (Py_ssize_t k = 0; k < named; ++k) {
     PyObject* keyword = PyTuple_GET_ITEM(keywords, k);
     Py_ssize_t slot = 0;
-    while (slot < most && PyUnicode_CompareWithASCIIString(keyword, sig.parameters[slot]) != 0) {
+    while (slot < most && PyUnicode_CompareWithASCIIString(keyword, parameters[slot]) != 0) {
       ++slot;
     }
     if (slot == most) {
-      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", sig.name,
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", function,
                    keyword);
       return false;
     }
     if (out[slot] != nullptr) {
-      PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", sig.name,
-                   sig.parameters[slot]);
+      PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", function,
+                   parameters[slot]);
       return false;
     }
     out[slot] = args[count + k];
   }
-  for (Py_ssize_t i = 0; i < sig.required; ++i) {
+  for (Py_ssize_t i = 0; i < required; ++i) {
     if (out[i] == nullptr) {
-      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", sig.name,
-                   sig.parameters[i]);
+      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", function, parameters[i]);
       return false;
     }
   }
@@ -269,50 +275,286 @@ void set_python_error(std::exception_ptr thrown) {
   }
 }
 
-template <const signature& Sig, py::object (*Body)(py::handle, py::handle)>
-PyObject* fast_call(PyObject*, PyObject* const* args, Py_ssize_t count, PyObject* keywords) {
-  PyObject* bound[2] = {nullptr, nullptr};
-  if (!bind_arguments(Sig, args, count, keywords, bound)) return nullptr;
+// Runs `body` and turns what it throws into the Python error; the result as a new reference.
+template <class Body>
+PyObject* call_translating(Body&& body) {
   try {
-    // An optional argument not given is None, as in the pybind11 functions.
-    return Body(bound[0] != nullptr ? bound[0] : Py_None, bound[1] != nullptr ? bound[1] : Py_None)
-        .release()
-        .ptr();
+    return body().release().ptr();
   } catch (...) {
     set_python_error(std::current_exception());
     return nullptr;
   }
 }
 
-constexpr signature sendmsg_sig{"sendmsg", {"th_id", "msg"}, 2};
-constexpr signature getmsg_sig{"getmsg", {"timeout_ms", nullptr}, 0};
-constexpr signature notify_sig{"notify", {"th_id", "value"}, 2};
-constexpr signature wait_sig{"wait", {"timeout_ms", nullptr}, 0};
+using body_function = py::object (*)(py::handle, py::handle);
 
-template <const signature& Sig, py::object (*Body)(py::handle, py::handle)>
-constexpr PyMethodDef fast_method(const char* doc) {
+template <const signature& Sig, body_function Body>
+PyObject* fast_call(PyObject*, PyObject* const* args, Py_ssize_t count, PyObject* keywords) {
+  PyObject* bound[2] = {nullptr, nullptr};
+  Py_ssize_t most = 0;
+  while (most < static_cast<Py_ssize_t>(Sig.parameters.size()) && Sig.parameters[most]) ++most;
+  if (!bind_arguments(Sig.name, Sig.parameters.data(), most, Sig.required, args, count, keywords,
+                      bound)) {
+    return nullptr;
+  }
+  // An optional argument not given is None.
+  return call_translating([&] {
+    return Body(bound[0] != nullptr ? bound[0] : Py_None, bound[1] != nullptr ? bound[1] : Py_None);
+  });
+}
+
+template <const signature& Sig, body_function Body>
+constexpr PyMethodDef method(const char* doc) {
   return {Sig.name,
           reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_call<Sig, Body>)),
           METH_FASTCALL | METH_KEYWORDS, doc};
 }
 
-PyMethodDef fast_methods[] = {
-    fast_method<sendmsg_sig, sendmsg>(
+template <py::object (*Body)()>
+PyObject* no_arguments_call(PyObject*, PyObject*) {
+  return call_translating([] { return Body(); });
+}
+
+template <py::object (*Body)()>
+constexpr PyMethodDef no_arguments(const char* name, const char* doc) {
+  return {name, &no_arguments_call<Body>, METH_NOARGS, doc};
+}
+
+PyObject* start_new_thread_call(PyObject*, PyObject* const* args, Py_ssize_t count,
+                                PyObject* keywords) {
+  static constexpr std::array<const char*, 3> options{"stacksize", "mailbox_depth", "samecore"};
+  PyObject* bound[3] = {nullptr, nullptr, nullptr};
+  // The keywords only: the positional arguments have two forms, told apart by the first.
+  if (!bind_arguments("start_new_thread", options.data(), options.size(), 0, args + count, 0,
+                      keywords, bound)) {
+    return nullptr;
+  }
+  return call_translating(
+      [&] { return py::int_(start_thread(args, count, bound[0], bound[1], bound[2])); });
+}
+
+// --- bodies: a wrong type or value is an error naming the argument (see convert.hpp) ---------
+
+// A function of one thread id (th_id), its result converted as pybind11 converts it.
+template <const signature& Sig, auto Operation>
+py::object on_thread(py::handle id, py::handle) {
+  return py::cast(Operation(to_thread_id(id, Sig.name)));
+}
+
+int status_code(thread_id id) {
+  return static_cast<int>(status(id));
+}
+bool send_exit(thread_id id) {
+  return notify(id, notify_exit);
+}
+
+py::object stack_size_body(py::handle size, py::handle) {
+  if (size.is_none()) return py::int_(stack_size());
+  const long long bytes = to_integer(size, "stack_size", "size", 0, LLONG_MAX);
+  return py::int_(stack_size(static_cast<std::size_t>(bytes)));
+}
+
+py::object allowsuspend_body(py::handle allow, py::handle) {
+  allow_suspend(to_bool(allow));
+  return py::none();
+}
+
+py::object sleep_body(py::handle seconds, py::handle) {
+  sleep_for_python(to_duration<std::chrono::seconds>(seconds, "sleep", "seconds"));
+  return py::none();
+}
+py::object sleep_ms_body(py::handle ms, py::handle) {
+  sleep_for_python(to_duration<std::chrono::milliseconds>(ms, "sleep_ms", "ms"));
+  return py::none();
+}
+py::object sleep_us_body(py::handle us, py::handle) {
+  sleep_for_python(to_duration<std::chrono::microseconds>(us, "sleep_us", "us"));
+  return py::none();
+}
+
+py::object join_all_body(py::handle grace, py::handle) {
+  const auto limit = to_duration<std::chrono::seconds>(grace, "_join_all", "grace");
+  return py::int_(join_all(std::chrono::duration_cast<std::chrono::milliseconds>(
+      limit.value_or(std::chrono::hours(24)))));
+}
+
+py::object set_repl_display_body(py::handle display, py::handle) {
+  set_repl_display(py::reinterpret_borrow<py::object>(display));
+  return py::none();
+}
+
+py::object repl_write_body(py::handle text, py::handle) {
+  queue_repl_output(std::string(to_utf8(text, "_repl_write", "text")));
+  return py::none();
+}
+
+py::object get_self_name_body() {
+  return py::str(get_self_name());
+}
+py::object get_repl_id_body() {
+  return py::int_(get_repl_id());
+}
+py::object get_notification_body() {
+  return py::int_(get_notification());
+}
+py::object get_self_id_body() {
+  return py::int_(get_self_id());
+}
+// In a thread mthread started, its mthread id: the value start_new_thread returned, as CPython
+// and MicroPython make them equal. Elsewhere (the main thread, threading's threads) CPython's
+// own ident, so that it matches threading.main_thread().ident and threading.get_ident() there.
+// threading keeps CPython's get_ident for itself: it took it from the real _thread at import.
+py::object get_ident_body() {
+  const thread_id self = get_self_id();
+  if (self != 0 && self != get_repl_id()) return py::int_(self);
+  return py::int_(PyThread_get_thread_ident());
+}
+py::object redisplay_prompt_body() {
+  return py::bool_(redisplay_prompt());
+}
+py::object take_repl_output_body() {
+  return py::str(take_repl_output());
+}
+py::object repl_output_pending_body() {
+  return py::bool_(repl_output_pending());
+}
+py::object at_prompt_body() {
+  return py::bool_(prompt_waiting());
+}
+
+constexpr signature sendmsg_sig{"sendmsg", {"th_id", "msg"}, 2};
+constexpr signature getmsg_sig{"getmsg", {"timeout_ms", nullptr}, 0};
+constexpr signature notify_sig{"notify", {"th_id", "value"}, 2};
+constexpr signature wait_sig{"wait", {"timeout_ms", nullptr}, 0};
+constexpr signature stack_size_sig{"stack_size", {"size", nullptr}, 0};
+constexpr signature allowsuspend_sig{"allowsuspend", {"allow", nullptr}, 1};
+constexpr signature suspend_sig{"suspend", {"th_id", nullptr}, 1};
+constexpr signature resume_sig{"resume", {"th_id", nullptr}, 1};
+constexpr signature kill_sig{"kill", {"th_id", nullptr}, 1};
+constexpr signature get_thread_name_sig{"getThreadName", {"th_id", nullptr}, 1};
+constexpr signature status_sig{"status", {"th_id", nullptr}, 1};
+constexpr signature isnotified_sig{"isnotified", {"th_id", nullptr}, 1};
+constexpr signature stop_sig{"stop", {"th_id", nullptr}, 1};
+constexpr signature repl_accept_sig{"replAcceptMsg", {"flag", nullptr}, 0};
+constexpr signature main_accept_sig{"mainAcceptMsg", {"flag", nullptr}, 0};
+constexpr signature list_sig{"list", {"print", nullptr}, 0};
+constexpr signature sleep_sig{"sleep", {"seconds", nullptr}, 1};
+constexpr signature sleep_ms_sig{"sleep_ms", {"ms", nullptr}, 1};
+constexpr signature sleep_us_sig{"sleep_us", {"us", nullptr}, 1};
+constexpr signature join_all_sig{"_join_all", {"grace", nullptr}, 1};
+constexpr signature set_repl_display_sig{"_set_repl_display", {"display", nullptr}, 1};
+constexpr signature sender_name_sig{"_sender_name", {"th_id", nullptr}, 1};
+constexpr signature repl_write_sig{"_repl_write", {"text", nullptr}, 1};
+
+PyMethodDef methods[] = {
+    {"start_new_thread",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&start_new_thread_call)),
+     METH_FASTCALL | METH_KEYWORDS,
+     "start_new_thread(name, func, args[, kwargs], *, samecore=True, stacksize=0, "
+     "mailbox_depth=0) -> id\n"
+     "start_new_thread(func, args[, kwargs], *, stacksize=0, mailbox_depth=0) -> id\n\n"
+     "Start func(*args, **kwargs) in a new thread named `name` (CPython's form: \"Thread-N\")\n"
+     "and return its id. `args` must be a tuple, `kwargs` a dict. stacksize=0 (or the final\n"
+     "firmware's -1) uses stack_size(); other sizes are clamped to the allowed range, as on\n"
+     "the device. mailbox_depth: how many messages its mailbox holds, 1..65536; 0 is the\n"
+     "default, 8. samecore: the final firmware's choice of core; a PC has no such pair of\n"
+     "cores, so it is accepted and changes nothing."},
+    method<sendmsg_sig, sendmsg>(
         "sendmsg(th_id, msg) -> bool\n\nQueue `msg` (an int in the signed 64-bit range, or a "
         "non-empty str of at most 64 KiB\nof UTF-8) in a thread's mailbox. Never blocks: False "
         "when the mailbox is full or the\nthread unknown or ended. th_id 0 sends to every thread "
         "but the caller (True if all\naccepted)."),
-    fast_method<getmsg_sig, getmsg>(
+    method<getmsg_sig, getmsg>(
         "getmsg([timeout_ms]) -> (type, sender_id, msg)\n\nThe oldest message for the calling "
         "thread: type 1 with an int, type 2 with a str;\n(0, 0, None) when there is none. Without "
         "timeout_ms it never blocks; with it, waits\nup to that many milliseconds."),
-    fast_method<notify_sig, notify_thread>(
+    method<notify_sig, notify_thread>(
         "notify(th_id, value) -> bool\n\nSet a thread's notification to `value` (1..2**32-1; the "
         "latest wins). th_id 0 sends\nto every thread but the caller. False for an unknown or "
         "ended thread."),
-    fast_method<wait_sig, wait_notification>(
+    method<wait_sig, wait_notification>(
         "wait([timeout_ms]) -> int or None\n\nReturn the pending notification at once (cleared), "
         "else block until one arrives,\nor return None after timeout_ms milliseconds."),
+    method<stack_size_sig, stack_size_body>(
+        "stack_size([size]) -> int\n\nThe stack size in bytes for threads started from now on. "
+        "With `size`, set it first:\nclamped to [min, max] and rounded to pages; 0 restores the "
+        "default (8 MiB)."),
+    method<allowsuspend_sig, allowsuspend_body>(
+        "allowsuspend(allow)\n\nLet (or stop letting) the calling thread be suspended. "
+        "New threads start not suspendable."),
+    method<suspend_sig, on_thread<suspend_sig, &mthread::suspend>>(
+        "suspend(th_id) -> bool\n\nSuspend a thread that allowed it: it stops before its next "
+        "line, or at once inside\nmthread's waits and sleeps. False if it is unknown, already "
+        "suspended, did not allow it,\nor is the caller."),
+    method<resume_sig, on_thread<resume_sig, &mthread::resume>>(
+        "resume(th_id) -> bool\n\nResume a suspended thread where it stopped. False if it was "
+        "not suspended."),
+    method<kill_sig, on_thread<kill_sig, &mthread::kill>>(
+        "kill(th_id) -> bool\n\nEnd a thread: it gets ThreadKilled at its next bytecode (again "
+        "if it swallows it), so\n`finally` and `with` run; a thread blocked in mthread's waits "
+        "or sleeps, or suspended,\nends within milliseconds. False for the main thread or an "
+        "unknown id. kill() of the\ncaller's own id raises ThreadKilled in the caller."),
+    method<get_thread_name_sig, on_thread<get_thread_name_sig, &get_thread_name>>(
+        "getThreadName(th_id) -> str\n\nThe thread's name, or \"unknown\"."),
+    method<status_sig, on_thread<status_sig, &status_code>>(
+        "status(th_id) -> int\n\nRUNNING, SUSPENDED or WAITING; TERMINATED for a thread that is "
+        "gone or never was."),
+    method<isnotified_sig, on_thread<isnotified_sig, &is_notified>>(
+        "isnotified(th_id) -> bool\n\nWhether the thread has a notification pending."),
+    method<stop_sig, on_thread<stop_sig, &send_exit>>(
+        "stop(th_id) -> bool\n\nSend the EXIT notification: ask the thread to end itself."),
+    method<repl_accept_sig, repl_accept>(
+        "replAcceptMsg([flag]) -> bool\n\nWhether the REPL shows incoming messages and "
+        "notifications at its prompt. In the main\nthread `flag` sets it, and the previous "
+        "setting is returned (as on the device); while\noff, they stay queued for "
+        "getmsg()/getnotification(). Default on."),
+    method<main_accept_sig, repl_accept>(
+        "mainAcceptMsg([flag]) -> bool\n\nThe final firmware's name for replAcceptMsg(): the "
+        "same function."),
+    method<list_sig, list_threads>(
+        "list([print=True])\n\nPrint one line a thread, in the device's format. list(False) "
+        "returns a tuple of\n(id, type, name, state, stack_size, max_stack_used) instead."),
+    method<sleep_sig, sleep_body>("sleep(seconds)\n\nSleep; suspend and kill take effect at once."),
+    method<sleep_ms_sig, sleep_ms_body>(
+        "sleep_ms(ms)\n\nSleep `ms` milliseconds; suspend and kill take effect at once."),
+    method<sleep_us_sig, sleep_us_body>(
+        "sleep_us(us)\n\nSleep `us` microseconds; suspend and kill take effect at once."),
+    no_arguments<get_self_name_body>("getSelfName",
+                                     "getSelfName() -> str\n\nThe calling thread's name."),
+    no_arguments<get_repl_id_body>(
+        "getReplID",
+        "getReplID() -> int\n\nThe main (REPL) thread's id: send it messages and notifications."),
+    no_arguments<get_repl_id_body>("getMainID", "getMainID() -> int\n\nThe same as getReplID()."),
+    no_arguments<get_notification_body>(
+        "getnotification",
+        "getnotification() -> int\n\nThe calling thread's pending notification (then cleared), "
+        "or 0 when none."),
+    no_arguments<get_self_id_body>(
+        "getSelfID",
+        "getSelfID() -> int\n\nThe calling thread's id (0 in a thread mthread does not know)."),
+    no_arguments<get_ident_body>(
+        "get_ident",
+        "get_ident() -> int\n\nCPython's _thread.get_ident(), but in a thread that mthread "
+        "started it is the thread's\nmthread id, the value start_new_thread() returned (as "
+        "CPython and MicroPython make\nthem equal). threading keeps CPython's own idents."),
+    method<join_all_sig, join_all_body>(
+        "Wait for every started thread to end; on Ctrl-C kill them, wait `grace` s; return how "
+        "many remain."),
+    method<set_repl_display_sig, set_repl_display_body>(
+        "Set the callable the REPL input hook runs about ten times a second (None: stop)."),
+    method<sender_name_sig, on_thread<sender_name_sig, &binding::sender_name>>(
+        "The name of a message's sender, even if it ended since; \"unknown\" otherwise."),
+    method<repl_write_sig, repl_write_body>(
+        "Queue text (a thread's traceback) for the REPL display to print above the prompt."),
+    no_arguments<take_repl_output_body>("_take_repl_output",
+                                        "Take the text queued by _repl_write(); \"\" if none."),
+    no_arguments<repl_output_pending_body>(
+        "_repl_output_pending", "Whether text queued by _repl_write() waits for the display."),
+    no_arguments<at_prompt_body>("_at_prompt",
+                                 "Whether the interactive prompt is waiting for input now."),
+    no_arguments<redisplay_prompt_body>(
+        "_redisplay_prompt",
+        "Redraw readline's prompt and the text typed so far; False without readline."),
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -323,109 +565,9 @@ PYBIND11_MODULE(_mthread, m) {
   create_exception_types(m);
   py::register_exception_translator(&translate_core_exceptions);
   install_repl_hook();
-  if (PyModule_AddFunctions(m.ptr(), fast_methods) != 0) throw py::error_already_set();
-
-  m.def("start_new_thread", &start_thread, py::arg("stacksize") = 0, py::arg("mailbox_depth") = 0,
-        "start_new_thread(name, func, args[, kwargs], *, stacksize=0, mailbox_depth=0) -> id\n"
-        "start_new_thread(func, args[, kwargs], *, stacksize=0, mailbox_depth=0) -> id\n\n"
-        "Start func(*args, **kwargs) in a new thread named `name` (CPython's form: \"Thread-N\")\n"
-        "and return its id. `args` must be a tuple, `kwargs` a dict. stacksize=0 uses\n"
-        "stack_size(); other sizes are clamped to the allowed range, as on the device.\n"
-        "mailbox_depth: how many messages its mailbox holds, 1..65536; 0 is the default, 8.");
-  m.def("stack_size", &set_stack_size, py::arg("size") = py::none(),
-        "stack_size([size]) -> int\n\nThe stack size in bytes for threads started from now on. "
-        "With `size`, set it first:\nclamped to [min, max] and rounded to pages; 0 restores the "
-        "default (8 MiB).");
-  m.def(
-      "allowsuspend", [](py::object allow) { allow_suspend(to_bool(allow)); }, py::arg("allow"),
-      "allowsuspend(allow)\n\nLet (or stop letting) the calling thread be suspended. "
-      "New threads start not suspendable.");
-  m.def(
-      "suspend", [](py::object id) { return suspend(to_thread_id(id, "suspend")); },
-      py::arg("th_id"),
-      "suspend(th_id) -> bool\n\nSuspend a thread that allowed it: it stops before its next "
-      "line, or at once inside\nmthread's waits and sleeps. False if it is unknown, already "
-      "suspended, did not allow it,\nor is the caller.");
-  m.def(
-      "resume", [](py::object id) { return resume(to_thread_id(id, "resume")); }, py::arg("th_id"),
-      "resume(th_id) -> bool\n\nResume a suspended thread where it stopped. False if it was not "
-      "suspended.");
-  m.def(
-      "kill", [](py::object id) { return kill(to_thread_id(id, "kill")); }, py::arg("th_id"),
-      "kill(th_id) -> bool\n\nEnd a thread: it gets ThreadKilled at its next bytecode (again if "
-      "it swallows it), so\n`finally` and `with` run; a thread blocked in mthread's waits or "
-      "sleeps, or suspended,\nends within milliseconds. False for the main thread or an unknown "
-      "id. kill() of the\ncaller's own id raises ThreadKilled in the caller.");
-  m.def(
-      "getThreadName",
-      [](py::object id) { return get_thread_name(to_thread_id(id, "getThreadName")); },
-      py::arg("th_id"), "getThreadName(th_id) -> str\n\nThe thread's name, or \"unknown\".");
-  m.def("getSelfName", &get_self_name, "getSelfName() -> str\n\nThe calling thread's name.");
-  m.def("getReplID", &get_repl_id,
-        "getReplID() -> int\n\nThe main (REPL) thread's id: send it messages and notifications.");
-  m.def("getMainID", &get_repl_id, "getMainID() -> int\n\nThe same as getReplID().");
-  m.def("getnotification", &get_notification,
-        "getnotification() -> int\n\nThe calling thread's pending notification (then cleared), or "
-        "0 when none.");
-  m.def("replAcceptMsg", &repl_accept, py::arg("flag") = py::none(),
-        "replAcceptMsg([flag]) -> bool\n\nWhether the REPL shows incoming messages and "
-        "notifications at its prompt. In the main\nthread `flag` sets it; while off, they stay "
-        "queued for getmsg()/getnotification().");
-  m.def("list", &list_threads, py::arg("print") = true,
-        "list([print=True])\n\nPrint one line a thread, in the device's format. list(False) "
-        "returns a tuple of\n(id, type, name, state, stack_size, max_stack_used) instead.");
-  m.def(
-      "status", [](py::object id) { return static_cast<int>(status(to_thread_id(id, "status"))); },
-      py::arg("th_id"),
-      "status(th_id) -> int\n\nRUNNING, SUSPENDED or WAITING; TERMINATED for a thread that is "
-      "gone or never was.");
-  m.def(
-      "isnotified", [](py::object id) { return is_notified(to_thread_id(id, "isnotified")); },
-      py::arg("th_id"),
-      "isnotified(th_id) -> bool\n\nWhether the thread has a notification pending.");
-  m.def(
-      "stop", [](py::object id) { return notify(to_thread_id(id, "stop"), notify_exit); },
-      py::arg("th_id"),
-      "stop(th_id) -> bool\n\nSend the EXIT notification: ask the thread to end itself.");
-  m.def(
-      "sleep",
-      [](py::object s) {
-        sleep_for_python(to_duration<std::chrono::seconds>(s, "sleep", "seconds"));
-      },
-      py::arg("seconds"), "sleep(seconds)\n\nSleep; suspend and kill take effect at once.");
-  m.def(
-      "sleep_ms",
-      [](py::object ms) {
-        sleep_for_python(to_duration<std::chrono::milliseconds>(ms, "sleep_ms", "ms"));
-      },
-      py::arg("ms"),
-      "sleep_ms(ms)\n\nSleep `ms` milliseconds; suspend and kill take effect at once.");
-  m.def(
-      "sleep_us",
-      [](py::object us) {
-        sleep_for_python(to_duration<std::chrono::microseconds>(us, "sleep_us", "us"));
-      },
-      py::arg("us"),
-      "sleep_us(us)\n\nSleep `us` microseconds; suspend and kill take effect at once.");
-  m.def("getSelfID", &get_self_id,
-        "getSelfID() -> int\n\nThe calling thread's id (0 in a thread mthread does not know).");
-  m.def(
-      "_join_all",
-      [](double grace_s) {
-        return join_all(std::chrono::milliseconds(static_cast<long long>(grace_s * 1000)));
-      },
-      py::arg("grace"),
-      "Wait for every started thread to end; on Ctrl-C kill them, wait `grace` s; return how many "
-      "remain.");
-  m.def("_set_repl_display", &set_repl_display, py::arg("display"),
-        "Set the callable the REPL input hook runs about ten times a second (None: stop).");
-  m.def(
-      "_sender_name",
-      [](py::object id) { return binding::sender_name(to_thread_id(id, "_sender_name")); },
-      py::arg("th_id"),
-      "The name of a message's sender, even if it ended since; \"unknown\" otherwise.");
-  m.def("_redisplay_prompt", &redisplay_prompt,
-        "Redraw readline's prompt and the text typed so far; False without readline.");
+  if (PyModule_AddFunctions(m.ptr(), methods) != 0) throw py::error_already_set();
+  add_lock_type(m);
+  add_descriptor_waits(m);
 
   m.attr("MAIN") = static_cast<int>(thread_type::main);
   m.attr("PYTHON") = static_cast<int>(thread_type::python);

@@ -2,7 +2,10 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <mutex>
 
 #include <mthread/binding.hpp>
 #include <mthread/mthread.hpp>
@@ -15,6 +18,19 @@ namespace {
 PyObject* display_callable = nullptr;
 int (*previous_hook)() = nullptr;
 
+// When the hook last ran (steady clock, ns): readline runs it about ten times a second while it
+// waits for a key, so a recent call means the prompt is on the screen.
+std::atomic<std::int64_t> last_hook_call{0};
+std::mutex output_lock;
+std::string queued_output;  // guarded by output_lock
+std::atomic<bool> output_pending{false};
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 bool news_for_main() {
   const thread_id main = get_repl_id();
   return is_notified(main) || binding::has_messages(main);
@@ -24,8 +40,9 @@ bool news_for_main() {
 // is something to show (Python code would take a pending Ctrl-C), and a Ctrl-C it takes anyway
 // is armed again for readline, which then drops the line as usual.
 int input_hook() {
+  last_hook_call.store(now_ns(), std::memory_order_relaxed);
   if (display_callable != nullptr && Py_IsInitialized() && !_Py_IsFinalizing() &&
-      repl_accept_msg() && news_for_main()) {
+      (output_pending.load() || (repl_accept_msg() && news_for_main()))) {
     const PyGILState_STATE gil = PyGILState_Ensure();
     PyObject* result = PyObject_CallNoArgs(display_callable);
     if (result == nullptr) {
@@ -53,6 +70,29 @@ void install_repl_hook() {
 void set_repl_display(pybind11::object display) {
   PyObject* next = display.is_none() ? nullptr : display.release().ptr();
   Py_XDECREF(std::exchange(display_callable, next));
+}
+
+bool prompt_waiting() {
+  // Three hook periods: a prompt that is still there never looks gone.
+  constexpr std::int64_t recent = 300'000'000;
+  const std::int64_t last = last_hook_call.load(std::memory_order_relaxed);
+  return last != 0 && now_ns() - last < recent;
+}
+
+void queue_repl_output(std::string text) {
+  std::lock_guard guard(output_lock);
+  queued_output += text;
+  output_pending.store(true);
+}
+
+std::string take_repl_output() {
+  std::lock_guard guard(output_lock);
+  output_pending.store(false);
+  return std::exchange(queued_output, std::string());
+}
+
+bool repl_output_pending() {
+  return output_pending.load();
 }
 
 bool redisplay_prompt() {

@@ -364,7 +364,7 @@ TEST_F(Messaging, RingOfThreadsPassesATokenExactly) {
 
 TEST_F(Messaging, ReplAcceptMsgFlag) {
   EXPECT_TRUE(mthread::repl_accept_msg()) << "on by default";
-  EXPECT_FALSE(mthread::repl_accept_msg(false));
+  EXPECT_TRUE(mthread::repl_accept_msg(false)) << "setting returns the previous value";
   EXPECT_FALSE(mthread::repl_accept_msg());
   bool seen_from_thread = true;
   bool threw = false;
@@ -383,6 +383,7 @@ TEST_F(Messaging, ReplAcceptMsgFlag) {
   // Messages still queue for get_msg() while it is off.
   EXPECT_TRUE(mthread::send_msg(mthread::get_repl_id(), 1));
   EXPECT_EQ(mthread::get_msg().integer, 1);
+  EXPECT_FALSE(mthread::repl_accept_msg(true));
   EXPECT_TRUE(mthread::repl_accept_msg(true));
   EXPECT_TRUE(mthread::repl_accept_msg());
 }

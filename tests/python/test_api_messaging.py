@@ -524,15 +524,20 @@ def test_message_exactly_once_under_contention():
 
 def test_repl_accept_msg_default_and_set():
     assert mthread.replAcceptMsg() is True
-    assert mthread.replAcceptMsg(False) is False
+    # Setting returns the previous setting, as the device's mp_thread_replAcceptMsg does.
+    assert mthread.replAcceptMsg(False) is True
     assert mthread.replAcceptMsg() is False
     me = mthread.getReplID()
     assert mthread.sendmsg(me, "kept")  # stays queued for getmsg
     assert mthread.getmsg() == (2, me, "kept")
-    assert mthread.replAcceptMsg(True) is True
+    assert mthread.replAcceptMsg(True) is False
     assert mthread.replAcceptMsg() is True
-    assert mthread.replAcceptMsg(0) is False
-    assert mthread.replAcceptMsg(1) is True
+    assert mthread.replAcceptMsg(0) is True
+    assert mthread.replAcceptMsg(1) is False
+    assert mthread.mainAcceptMsg() is True
+    assert mthread.mainAcceptMsg(False) is True
+    assert mthread.replAcceptMsg() is False
+    assert mthread.mainAcceptMsg(True) is False
 
 
 def test_repl_accept_msg_flag_ignored_in_thread():

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -290,7 +291,7 @@ def test_signals_at_every_blocking_call_of_managed_threads():
         idents, results = {}, {}
 
         def record(name, call):
-            idents[name] = mthread.get_ident()
+            idents[name] = threading.get_ident()  # pthread_kill takes CPython idents
             results[name] = call()
 
         def timed_sleep():

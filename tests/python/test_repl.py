@@ -141,7 +141,7 @@ def test_text_typed_before_a_message_survives(env, tmp_path):
 def test_repl_accept_msg_false_keeps_messages_queued(env):
     child = repl(env)
     run(child, "import _thread")
-    assert "False" in run(child, "_thread.replAcceptMsg(False)")
+    assert "True" in run(child, "_thread.replAcceptMsg(False)")  # the previous setting
     assert "False" in run(child, "_thread.replAcceptMsg()")
     define(child, NOTIFIED_SENDER)
     run(child, "tid = _thread.start_new_thread('quiet', sender, ())")
