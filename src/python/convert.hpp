@@ -38,7 +38,21 @@ inline std::string int_text(py::handle value) {
     if (utf8 != nullptr) return result;
   }
   PyErr_Clear();
-  return "an int of " + std::to_string(_PyLong_NumBits(value.ptr())) + " bits";
+  PyObject* bits = PyObject_CallMethod(reinterpret_cast<PyObject*>(&PyLong_Type), "bit_length", "O",
+                                       value.ptr());
+  const long long count = bits != nullptr ? PyLong_AsLongLong(bits) : -1;
+  Py_XDECREF(bits);
+  PyErr_Clear();
+  return "an int of " + std::to_string(count) + " bits";
+}
+
+// Whether an int is below zero, asking int itself (not a subclass's __lt__).
+inline bool is_negative(py::handle value) {
+  py::int_ zero(0);
+  PyObject* below = PyLong_Type.tp_richcompare(value.ptr(), zero.ptr(), Py_LT);
+  const bool result = below == Py_True;
+  Py_XDECREF(below);
+  return result;
 }
 
 // The truth of a value, as `if value:` finds it; an exception its __bool__ raises propagates.
@@ -90,7 +104,7 @@ inline thread_id to_thread_id(py::handle value, const char* function) {
     raise(PyExc_TypeError,
           std::string(function) + "(): th_id must be an int, not " + type_name(value));
   }
-  if (_PyLong_Sign(value.ptr()) < 0) {
+  if (is_negative(value)) {
     raise(PyExc_ValueError,
           std::string(function) + "(): th_id must be >= 0, got " + int_text(value));
   }
@@ -121,7 +135,7 @@ std::optional<std::chrono::nanoseconds> to_duration(py::handle value, const char
     amount = PyLong_AsDouble(value.ptr());
     if (amount == -1.0 && PyErr_Occurred()) {
       PyErr_Clear();
-      amount = _PyLong_Sign(value.ptr()) < 0 ? -HUGE_VAL : HUGE_VAL;
+      amount = is_negative(value) ? -HUGE_VAL : HUGE_VAL;
     }
   }
   if (std::isnan(amount) || amount < 0) {

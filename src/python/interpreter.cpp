@@ -1,19 +1,19 @@
 #include "interpreter.hpp"
 
 #include <opcode.h>
-#include <pybind11/eval.h>
 
 #include <atomic>
 #include <memory>
 #include <mthread/mthread.hpp>
 #include <thread>
 
+#include "versions/checkpoints.hpp"
+
 namespace mthread::python {
 namespace {
 
 PyObject* killed_type = nullptr;
 PyObject* thread_error_type = nullptr;
-PyObject* delivery_probe = nullptr;  // `lambda: None`: calling it delivers a pending async exc
 
 // mthread._glue's entry_for and thread_ended, looked up once (an import per thread costs more
 // than the rest of its Python set-up); never released, like the module.
@@ -41,9 +41,36 @@ PyObject* handled_exception() {
   return handled;
 }
 
+// True when the frame is about to enter an exception handler (its next instruction is
+// PUSH_EXC_INFO): the exception being propagated is not "handled" yet, but raising another
+// there would skip the handler — a `with` block's __exit__, a `finally`.
+bool entering_handler(PyFrameObject* frame) {
+  if (frame == nullptr) return false;
+  const int offset = PyFrame_GetLasti(frame);
+  if (offset < 0) return false;
+  PyCodeObject* code = PyFrame_GetCode(frame);
+  PyObject* bytes = PyCode_GetCode(code);
+  Py_DECREF(code);
+  if (bytes == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool result = offset < PyBytes_GET_SIZE(bytes) &&
+                      static_cast<unsigned char>(PyBytes_AS_STRING(bytes)[offset]) == PUSH_EXC_INFO;
+  Py_DECREF(bytes);
+  return result;
+}
+
+}  // namespace
+
 // The interpreter-side state of one PYTHON thread. Owned by the core's thread record (as its
 // hooks) and by the body; every Python object it holds is released by the thread itself, with
 // the GIL, before it ends — the last owner may be a thread that never holds the GIL.
+//
+// A suspend or a kill arms the thread's checkpoints (see versions/checkpoints.hpp) while the
+// thread runs Python code; at its next checkpoint it parks or raises ThreadKilled. A thread
+// inside one of mthread's waits is parked or woken by the core itself, so it is not armed
+// then: a suspended thread leaves nothing armed that would slow the others.
 class python_thread final : public thread_hooks {
  public:
   python_thread(std::string name, py::object func, py::tuple args, py::dict kwargs)
@@ -52,7 +79,6 @@ class python_thread final : public thread_hooks {
         args_(std::move(args)),
         kwargs_(std::move(kwargs)) {
     entry_ = py::handle(glue().entry_for)(name_);
-    capsule_ = py::capsule(this, "mthread.python_thread");
   }
 
   // Normally the thread released everything already; if it could not (the interpreter was
@@ -61,7 +87,7 @@ class python_thread final : public thread_hooks {
     if (Py_IsInitialized() && PyGILState_Check()) {
       release_python_objects();
     } else {
-      for (py::object* held : {&entry_, &func_, &capsule_, &previous_object_}) held->release();
+      for (py::object* held : {&entry_, &func_}) held->release();
       args_.release();
       kwargs_.release();
     }
@@ -69,26 +95,34 @@ class python_thread final : public thread_hooks {
   python_thread(const python_thread&) = delete;
   python_thread& operator=(const python_thread&) = delete;
 
+  // The calling thread's state, if mthread started it as a PYTHON thread.
+  static python_thread* current() { return current_; }
+
   void run() {
     PyThreadState* state = PyThreadState_New(interpreter_);
     PyEval_RestoreThread(state);
     tstate_ = state;
+    current_ = this;
+    update_arming();  // a request may have come before the thread had a thread state
     if (!binding::kill_requested()) call_function();
     release_python_objects();
+    current_ = nullptr;
     tstate_ = nullptr;
     PyThreadState_Clear(state);
     PyThreadState_DeleteCurrent();
   }
 
   void on_suspend_request() override {
-    with_gil([&] { install_tracer(); });
+    with_gil([&] {
+      suspend_pending_ = true;
+      update_arming();
+    });
   }
 
   void on_kill_request() override {
     with_gil([&] {
-      if (tstate_ == nullptr || body_done_) return;
-      PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate_->thread_id), killed_type);
-      install_tracer();
+      kill_pending_ = true;
+      update_arming();
       try {
         drop_ignored_kills();
       } catch (py::error_already_set& e) {
@@ -97,13 +131,65 @@ class python_thread final : public thread_hooks {
     });
   }
 
+  // In the thread, with the GIL: what to do at a checkpoint.
+  checkpoints::verdict at_checkpoint(bool can_raise) {
+    if (binding::kill_requested()) {
+      kill_pending_ = true;
+      // Cleanup in `except`/`finally`/`with` runs to its end first: raise again only once the
+      // last ThreadKilled is no longer being handled, and not while one is being propagated.
+      if (body_done_ || handling_thread_killed()) return checkpoints::verdict::go_on;
+      if (!can_raise) return checkpoints::verdict::raise_later;
+      if (entering_handler(PyEval_GetFrame())) return checkpoints::verdict::go_on;
+      PyErr_SetNone(killed_type);
+      return checkpoints::verdict::raised;
+    }
+    if (binding::suspend_requested()) {
+      enter_core_wait();
+      gil_release released;
+      binding::park_while_suspended();
+      released.reacquire();
+      leave_core_wait();
+      // A kill that came meanwhile is raised at the next checkpoint.
+      return checkpoints::verdict::go_on;
+    }
+    suspend_pending_ = false;
+    update_arming();
+    return checkpoints::verdict::go_on;
+  }
+
+  // While the thread is inside one of mthread's waits (GIL released), the core parks it on
+  // suspend and wakes it on kill: its checkpoints need not be armed.
+  void enter_core_wait() {
+    in_core_wait_ = true;
+    update_arming();
+  }
+  void leave_core_wait() {
+    in_core_wait_ = false;
+    suspend_pending_ = binding::suspend_requested();
+    update_arming();
+  }
+
  private:
   template <class F>
   void with_gil(F&& f) {
-    if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+    if (!Py_IsInitialized() || checkpoints::finalizing()) return;
     const PyGILState_STATE gil = PyGILState_Ensure();
     f();
     PyGILState_Release(gil);
+  }
+
+  // Needs the GIL. Armed exactly while the thread runs its own Python code with a request
+  // pending.
+  void update_arming() {
+    const bool wanted =
+        tstate_ != nullptr && !body_done_ && !in_core_wait_ && (kill_pending_ || suspend_pending_);
+    if (wanted == armed_) return;
+    armed_ = wanted;
+    if (wanted) {
+      checkpoints::arm(tstate_);
+    } else {
+      checkpoints::disarm(tstate_);
+    }
   }
 
   void call_function() {
@@ -128,8 +214,7 @@ class python_thread final : public thread_hooks {
   // ends the thread (and reports its exception) must run to its end.
   void body_done() {
     body_done_ = true;
-    uninstall_tracer();
-    discard_pending_kill();
+    update_arming();
   }
 
   void report(py::error_already_set& e) {
@@ -140,95 +225,48 @@ class python_thread final : public thread_hooks {
   }
 
   void release_python_objects() {
-    uninstall_tracer();
+    body_done_ = true;
+    update_arming();
     entry_ = py::object();
     func_ = py::object();
     // release().dec_ref(), not `= py::dict()`: that makes a new empty dict, which the last
     // owner (the reaper, without the GIL) could only leak: 64 bytes a thread.
     args_.release().dec_ref();
     kwargs_.release().dec_ref();
-    capsule_ = py::object();
   }
 
-  // The tracer is installed only while a suspend or a kill is pending, so a suspendable thread
-  // runs at full speed. It chains to whatever tracer was there (a debugger, coverage).
-  void install_tracer() {
-    if (tstate_ == nullptr || body_done_ || tstate_->c_tracefunc == &trace) return;
-    previous_function_ = tstate_->c_tracefunc;
-    previous_object_ = py::reinterpret_borrow<py::object>(tstate_->c_traceobj);
-    _PyEval_SetTrace(tstate_, &trace, capsule_.ptr());
-  }
-
-  void uninstall_tracer() {
-    if (tstate_ == nullptr || tstate_->c_tracefunc != &trace) return;
-    _PyEval_SetTrace(tstate_, previous_function_, previous_object_.ptr());
-    previous_function_ = nullptr;
-    previous_object_ = py::object();
-  }
-
-  static int trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject* arg) {
-    auto* self =
-        static_cast<python_thread*>(PyCapsule_GetPointer(capsule, "mthread.python_thread"));
-    if (self == nullptr) return -1;
-    return self->on_trace(frame, what, arg);
-  }
-
-  // True when the frame is about to enter an exception handler (its next instruction is
-  // PUSH_EXC_INFO): the exception being propagated is not "handled" yet, but raising another
-  // there would skip the handler — a `with` block's __exit__, a `finally`.
-  static bool entering_handler(PyFrameObject* frame) {
-    const int offset = PyFrame_GetLasti(frame);
-    if (offset < 0) return false;
-    PyCodeObject* code = PyFrame_GetCode(frame);
-    PyObject* bytes = PyCode_GetCode(code);
-    Py_DECREF(code);
-    if (bytes == nullptr) {
-      PyErr_Clear();
-      return false;
-    }
-    const bool result =
-        offset < PyBytes_GET_SIZE(bytes) &&
-        static_cast<unsigned char>(PyBytes_AS_STRING(bytes)[offset]) == PUSH_EXC_INFO;
-    Py_DECREF(bytes);
-    return result;
-  }
-
-  int on_trace(PyFrameObject* frame, int what, PyObject* arg) {
-    if (binding::kill_requested()) {
-      // Raise again only once the last ThreadKilled was delivered and is no longer being
-      // handled: cleanup in `except`/`finally`/`with` runs to its end first. Not while an
-      // exception is propagating (an exception event, or a handler about to start) either:
-      // the next line will do.
-      if (tstate_->async_exc == nullptr && what != PyTrace_EXCEPTION && !handling_thread_killed() &&
-          !entering_handler(frame)) {
-        PyErr_SetNone(killed_type);
-        return -1;
-      }
-    } else if (binding::suspend_requested()) {
-      gil_release released;
-      binding::park_while_suspended();
-      released.reacquire();
-    }
-    const Py_tracefunc previous = previous_function_;
-    PyObject* previous_object = previous_object_.ptr();
-    Py_XINCREF(previous_object);
-    if (!binding::kill_requested() && !binding::suspend_requested()) uninstall_tracer();
-    int result = previous != nullptr ? previous(previous_object, frame, what, arg) : 0;
-    Py_XDECREF(previous_object);
-    return result;
-  }
+  static thread_local python_thread* current_;
 
   PyInterpreterState* interpreter_ = PyInterpreterState_Get();
   std::string name_;
   py::object entry_, func_;
   py::tuple args_;
   py::dict kwargs_;
-  py::object capsule_;
-  PyThreadState* tstate_ = nullptr;  // guarded by the GIL
-  bool body_done_ = false;           // guarded by the GIL
-  Py_tracefunc previous_function_ = nullptr;
-  py::object previous_object_;
+  // Guarded by the GIL:
+  PyThreadState* tstate_ = nullptr;
+  bool body_done_ = false;
+  bool in_core_wait_ = false;
+  bool suspend_pending_ = false;  // a hint: the core's flags are the truth
+  bool kill_pending_ = false;     // final once set
+  bool armed_ = false;
 };
+
+thread_local python_thread* python_thread::current_ = nullptr;
+
+core_wait_scope::core_wait_scope() : thread_(python_thread::current()) {
+  if (thread_ != nullptr) thread_->enter_core_wait();
+}
+
+core_wait_scope::~core_wait_scope() {
+  if (thread_ != nullptr) thread_->leave_core_wait();
+}
+
+namespace {
+
+checkpoints::verdict at_checkpoint(bool can_raise) {
+  python_thread* self = python_thread::current();
+  return self != nullptr ? self->at_checkpoint(can_raise) : checkpoints::verdict::go_on;
+}
 
 }  // namespace
 
@@ -239,7 +277,9 @@ PyObject* error_type() {
   return thread_error_type;
 }
 
-void create_exception_types(py::module_& module) {
+void prepare_interpreter(py::module_& module) {
+  if (const char* reason = checkpoints::unsupported_reason()) throw py::import_error(reason);
+  checkpoints::set_handler(&at_checkpoint);
   killed_type = PyErr_NewExceptionWithDoc(
       "mthread.ThreadKilled",
       "Raised in a thread that mthread.kill() ended. A SystemExit, so `except Exception` does "
@@ -248,21 +288,6 @@ void create_exception_types(py::module_& module) {
   module.add_object("ThreadKilled", py::handle(killed_type).inc_ref());
   thread_error_type = py::module_::import("_thread").attr("error").ptr();
   Py_INCREF(thread_error_type);
-  delivery_probe = py::eval("lambda: None").release().ptr();
-}
-
-void discard_pending_kill() {
-  PyThreadState* self = PyThreadState_Get();
-  if (self->async_exc == nullptr) return;
-  // Never PyThreadState_SetAsyncExc(id, NULL): it leaves the interpreter's "async exception
-  // pending" flag set for good (only a delivery clears it), and CPython 3.11 then spins forever
-  // at the entry of every traced function (a debugger, coverage) in every thread. So let the
-  // eval loop deliver it, in a call that does nothing, and drop it.
-  PyObject *type = nullptr, *value = nullptr, *traceback = nullptr;
-  PyErr_Fetch(&type, &value, &traceback);
-  Py_XDECREF(PyObject_CallNoArgs(delivery_probe));
-  PyErr_Clear();
-  PyErr_Restore(type, value, traceback);
 }
 
 void drop_ignored_kills() {

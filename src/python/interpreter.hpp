@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "gil_probe.h"
+#include "versions/gil_probe.h"
 
 namespace mthread::python {
 
@@ -21,7 +21,10 @@ namespace py = pybind11;
 // mthread.ThreadKilled (a SystemExit subclass) and mthread.error (CPython's _thread.error).
 PyObject* thread_killed_type();
 PyObject* error_type();
-void create_exception_types(py::module_& module);
+
+// At import: refuses an interpreter mthread cannot run on (ImportError), creates the exception
+// types, and connects the checkpoints to mthread's threads.
+void prepare_interpreter(py::module_& module);
 
 // Starts `func(*args, **kwargs)` on a new PYTHON thread; returns its id.
 thread_id start_python_thread(const std::string& name, py::object func, py::tuple args,
@@ -34,10 +37,6 @@ thread_id start_python_thread(const std::string& name, py::object func, py::tupl
 template <class T, class Attempt>
 std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeout,
                                   Attempt&& attempt);
-
-// Drops an asynchronous exception (a kill's ThreadKilled) posted to the calling thread and not
-// yet delivered. Needs the GIL; keeps the error indicator as it was.
-void discard_pending_kill();
 
 // Puts a filter in front of sys.unraisablehook that drops a kill's ThreadKilled delivered
 // inside a finalizer. Needs the GIL.
@@ -67,6 +66,22 @@ class gil_release {
 
 bool in_main_thread();
 
+class python_thread;
+
+// Marks the calling thread, if mthread started it, as inside one of mthread's waits for the
+// scope's life: the core parks or wakes it there, so its checkpoints are disarmed. Made and
+// destroyed with the GIL held.
+class core_wait_scope {
+ public:
+  core_wait_scope();
+  ~core_wait_scope();
+  core_wait_scope(const core_wait_scope&) = delete;
+  core_wait_scope& operator=(const core_wait_scope&) = delete;
+
+ private:
+  python_thread* thread_;
+};
+
 // A thread that got what it waited for most often got it from a thread that is about to let go
 // of the GIL (it sent, and is on its way into its own wait): taking the GIL now would sleep on
 // CPython's condition variable and pay a wake-up (20-60 µs on a small virtual machine). So wait
@@ -83,6 +98,7 @@ std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeou
   constexpr std::chrono::nanoseconds slice = std::chrono::milliseconds(20);
   const bool sliced = in_main_thread();
   const auto start = clock::now();
+  const core_wait_scope waiting;
   std::optional<binding::kill_deferral> deferral;
   if (handling_thread_killed()) deferral.emplace();
   for (;;) {

@@ -195,8 +195,6 @@ void translate_core_exceptions(std::exception_ptr thrown) {
   try {
     std::rethrow_exception(thrown);
   } catch (const thread_killed&) {
-    // Whatever was posted to this thread asynchronously is delivered now, not twice.
-    discard_pending_kill();
     PyErr_SetNone(thread_killed_type());
   } catch (const mthread::error& e) {
     PyErr_SetString(error_type(), e.what());
@@ -562,7 +560,7 @@ PyMethodDef methods[] = {
 
 PYBIND11_MODULE(_mthread, m) {
   m.doc() = "The C++ half of mthread; import mthread instead.";
-  create_exception_types(m);
+  prepare_interpreter(m);
   py::register_exception_translator(&translate_core_exceptions);
   install_repl_hook();
   if (PyModule_AddFunctions(m.ptr(), methods) != 0) throw py::error_already_set();

@@ -10,6 +10,8 @@
 #include <mthread/binding.hpp>
 #include <mthread/mthread.hpp>
 
+#include "versions/checkpoints.hpp"
+
 namespace mthread::python {
 namespace {
 
@@ -41,7 +43,7 @@ bool news_for_main() {
 // is armed again for readline, which then drops the line as usual.
 int input_hook() {
   last_hook_call.store(now_ns(), std::memory_order_relaxed);
-  if (display_callable != nullptr && Py_IsInitialized() && !_Py_IsFinalizing() &&
+  if (display_callable != nullptr && Py_IsInitialized() && !checkpoints::finalizing() &&
       (output_pending.load() || (repl_accept_msg() && news_for_main()))) {
     const PyGILState_STATE gil = PyGILState_Ensure();
     PyObject* result = PyObject_CallNoArgs(display_callable);
