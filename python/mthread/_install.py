@@ -3,17 +3,23 @@ import sys
 
 
 def install():
-    """Make ``import _thread`` give mthread, ``import utime`` give ``mthread.utime``, and add the
-    device's time functions to ``time`` (``sleep_ms``, ``sleep_us``, ``ticks_ms``, ``ticks_us``,
-    ``ticks_cpu``, ``ticks_diff``, ``ticks_add``); ``time.sleep`` in a thread started by mthread
-    becomes ``mthread.sleep``, which suspend and kill interrupt. Call it before importing device
-    code; calling it again does nothing more."""
-    # threading must hold CPython's real _thread before _thread is replaced.
+    """Make ``import _thread`` give mthread, ``import utime`` give ``mthread.utime``, ``import
+    micropython`` give ``mthread.micropython`` (a module of the program's own by either name,
+    already imported, stays), add the device's time functions to ``time`` (``sleep_ms``,
+    ``sleep_us``, ``ticks_ms``, ``ticks_us``, ``ticks_cpu``, ``ticks_diff``, ``ticks_add``) and
+    its memory functions to ``gc`` (``mem_free``, ``mem_alloc``, ``threshold``), and show what
+    arrives for the main thread while the process waits for its threads at exit; ``time.sleep``
+    in a thread started by mthread becomes ``mthread.sleep``, which suspend and kill interrupt.
+    Call it before importing device code; calling it again does nothing more."""
+    # threading must hold CPython's real _thread (and its get_ident) before _thread is replaced.
     import threading  # noqa: F401
 
     import mthread
-    from . import _device_time, utime
+    from . import _device_gc, _device_time, _repl, micropython, utime
 
     sys.modules["_thread"] = mthread
-    sys.modules["utime"] = utime
+    sys.modules.setdefault("utime", utime)
+    sys.modules.setdefault("micropython", micropython)
     _device_time.patch_time_module()
+    _device_gc.patch_gc_module()
+    _repl.show_at_exit = True

@@ -22,8 +22,13 @@ def pending_lines():
         kind, sender, msg = _mthread.getmsg()
         if kind == 0:
             break
-        lines.append(f'[Message from thread "{_mthread._sender_name(sender)}"] {msg}')
+        lines.append(message_line(sender, msg))
     return lines
+
+
+def message_line(sender, msg):
+    """A message as the device's REPL shows it."""
+    return f'[Message from thread "{_mthread._sender_name(sender)}"] {msg}'
 
 
 class _Readline:
@@ -79,3 +84,77 @@ def show_pending():
         sys.stdout.write(str(getattr(sys, "ps1", "")))
         sys.stdout.flush()
 
+
+
+# --- the end of a script ---------------------------------------------------------------------
+
+#: Whether what arrives for the main thread while the process waits for its threads at exit is
+#: shown as at the prompt: set by ``python3 -m mthread`` and ``mthread.install()``.
+show_at_exit = False
+
+#: How long the end of a script waits quietly before it says, on a terminal, what it waits for.
+NOTE_AFTER = 0.5
+
+
+def _others():
+    main = _mthread.getReplID()
+    return [row for row in _mthread.list(False) if row[0] != main]
+
+
+def _print_lines(lines):
+    if lines and sys.stdout is not None:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+
+
+def _stderr_is_terminal():
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def wait_showing_arrivals():
+    """Run at exit before mthread joins the threads still running: while they run, show what
+    arrives for the main thread as the REPL would (when ``show_at_exit``), and on a terminal
+    say once which threads the process waits for. A Ctrl-C is passed on to the join, which kills
+    them."""
+    if _mthread.getSelfID() != _mthread.getReplID():
+        return
+    import time
+
+    noted = not _stderr_is_terminal()
+    start = time.monotonic()
+    try:
+        while True:
+            show = show_at_exit and _mthread.replAcceptMsg()
+            if show:
+                _print_lines(pending_lines())
+            alive = _others()
+            if not alive:
+                return
+            if not noted and time.monotonic() - start >= NOTE_AFTER:
+                names = ", ".join(f'"{row[2]}" (id {row[0]})' for row in alive)
+                sys.stderr.write(f"mthread: waiting for {len(alive)} thread(s) to end: {names}; "
+                                 "Ctrl-C kills them\n")
+                sys.stderr.flush()
+                noted = True
+            if not show:
+                if noted:
+                    return  # nothing left to do here: mthread's join waits for them
+                _mthread.sleep_ms(50)
+                continue
+            kind, sender, msg = _mthread.getmsg(50)
+            if kind:
+                _print_lines([message_line(sender, msg)])
+    except KeyboardInterrupt:
+        # mthread's join (the next exit function) takes it as its own: kills, then reaps.
+        import _thread
+
+        _thread.interrupt_main()
+
+
+import atexit as _atexit  # noqa: E402
+
+# Registered after mthread's join (mthread imports this module last), so it runs before it.
+_atexit.register(wait_showing_arrivals)

@@ -2,10 +2,12 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -102,6 +104,27 @@ bool stack_region::in_guard(const void* address) const {
   // Anything below the usable stack in this mapping: the guard zone, and the guard page at the
   // bottom for a frame that jumped over the zone and the signal stack.
   return base_ != nullptr && p >= base_ && p < usable_low_;
+}
+
+main_stack_figures measure_main_stack() {
+  main_stack_figures figures;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    figures.size = static_cast<std::size_t>(limit.rlim_cur);
+  }
+  // VmStk in /proc/self/status: the size of the main stack's mapping, in kB.
+  if (std::FILE* status = std::fopen("/proc/self/status", "re")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, status) != nullptr) {
+      unsigned long kilobytes = 0;
+      if (std::sscanf(line, "VmStk: %lu kB", &kilobytes) == 1) {
+        figures.max_used = static_cast<std::size_t>(kilobytes) * 1024;
+        break;
+      }
+    }
+    std::fclose(status);
+  }
+  return figures;
 }
 
 std::size_t stack_region::max_used() const {

@@ -45,6 +45,16 @@ class stack_region {
   std::size_t always_used_ = 0;
 };
 
+// The process's main thread runs on the stack the kernel gave it: its size limit
+// (RLIMIT_STACK; 0 when unlimited) and how deep it went (the kernel grows its mapping on demand
+// and never shrinks it, so the mapping's size is the high-water mark, within a page; it includes
+// the few pages of arguments and environment above the first frame).
+struct main_stack_figures {
+  std::size_t size = 0;
+  std::size_t max_used = 0;
+};
+main_stack_figures measure_main_stack();
+
 // Clamps to [min_stack_size, max_stack_size] and rounds up to whole pages.
 std::size_t effective_stack_size(std::size_t requested);
 

@@ -384,6 +384,12 @@ std::vector<thread_info> list() {
   api_call call;
   std::vector<thread_info> result;
   for (const core::record_ptr& record : registry::instance().all()) {
+    if (record->type == thread_type::main) {
+      const core::main_stack_figures stack = core::measure_main_stack();
+      result.push_back(thread_info{record->id, record->type, record->name, record->state(),
+                                   stack.size, stack.max_used});
+      continue;
+    }
     result.push_back(thread_info{record->id, record->type, record->name, record->state(),
                                  record->stack_size, record->max_stack_used()});
   }

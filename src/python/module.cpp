@@ -219,8 +219,8 @@ bool bind_arguments(const char* function, const char* const* parameters, Py_ssiz
                     Py_ssize_t required, PyObject* const* args, Py_ssize_t count,
                     PyObject* keywords, PyObject** out) {
   if (count > most) {
-    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", function,
-                 most, most == 1 ? "" : "s", count);
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", function, most,
+                 most == 1 ? "" : "s", count);
     return false;
   }
   for (Py_ssize_t i = 0; i < count; ++i) out[i] = args[i];
@@ -413,6 +413,10 @@ py::object redisplay_prompt_body() {
 py::object take_repl_output_body() {
   return py::str(take_repl_output());
 }
+py::object request_scheduled_run_body(py::handle runner, py::handle) {
+  request_scheduled_run(py::reinterpret_borrow<py::object>(runner));
+  return py::none();
+}
 py::object repl_output_pending_body() {
   return py::bool_(repl_output_pending());
 }
@@ -443,6 +447,7 @@ constexpr signature join_all_sig{"_join_all", {"grace", nullptr}, 1};
 constexpr signature set_repl_display_sig{"_set_repl_display", {"display", nullptr}, 1};
 constexpr signature sender_name_sig{"_sender_name", {"th_id", nullptr}, 1};
 constexpr signature repl_write_sig{"_repl_write", {"text", nullptr}, 1};
+constexpr signature scheduled_run_sig{"_request_scheduled_run", {"runner", nullptr}, 1};
 
 PyMethodDef methods[] = {
     {"start_new_thread",
@@ -546,6 +551,8 @@ PyMethodDef methods[] = {
         "Queue text (a thread's traceback) for the REPL display to print above the prompt."),
     no_arguments<take_repl_output_body>("_take_repl_output",
                                         "Take the text queued by _repl_write(); \"\" if none."),
+    method<scheduled_run_sig, request_scheduled_run_body>(
+        "Have `runner` called in the main thread very soon (micropython.schedule)."),
     no_arguments<repl_output_pending_body>(
         "_repl_output_pending", "Whether text queued by _repl_write() waits for the display."),
     no_arguments<at_prompt_body>("_at_prompt",

@@ -27,6 +27,33 @@ std::mutex output_lock;
 std::string queued_output;  // guarded by output_lock
 std::atomic<bool> output_pending{false};
 
+// The scheduled functions' runner (mthread.micropython._run_scheduled); raw and never released,
+// like display_callable.
+PyObject* scheduled_runner = nullptr;
+std::atomic<bool> scheduled_run_requested{false};
+
+// A pending call: the main thread runs it with the GIL. An exception the runner lets through
+// (a KeyboardInterrupt) is raised in the main thread's code, where the device raises it too.
+int run_scheduled(void*) {
+  scheduled_run_requested.store(false);
+  if (scheduled_runner == nullptr) return 0;
+  PyObject* result = PyObject_CallNoArgs(scheduled_runner);
+  if (result == nullptr) return -1;
+  Py_DECREF(result);
+  return 0;
+}
+
+// An error out of Python code the hook ran: a Ctrl-C is armed again for readline (which drops
+// the line as usual), the rest is reported as unraisable.
+void settle_hook_error(PyObject* source) {
+  if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+    PyErr_Clear();
+    PyErr_SetInterruptEx(SIGINT);
+  } else {
+    PyErr_WriteUnraisable(source);
+  }
+}
+
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -47,15 +74,14 @@ int input_hook() {
       (output_pending.load() || (repl_accept_msg() && news_for_main()))) {
     const PyGILState_STATE gil = PyGILState_Ensure();
     PyObject* result = PyObject_CallNoArgs(display_callable);
-    if (result == nullptr) {
-      if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        PyErr_Clear();
-        PyErr_SetInterruptEx(SIGINT);
-      } else {
-        PyErr_WriteUnraisable(display_callable);
-      }
-    }
+    if (result == nullptr) settle_hook_error(display_callable);
     Py_XDECREF(result);
+    PyGILState_Release(gil);
+  }
+  // The prompt's thread is the main thread, idle: scheduled functions run now, not after Enter.
+  if (scheduled_run_requested.load() && Py_IsInitialized() && !checkpoints::finalizing()) {
+    const PyGILState_STATE gil = PyGILState_Ensure();
+    if (Py_MakePendingCalls() != 0) settle_hook_error(scheduled_runner);
     PyGILState_Release(gil);
   }
   return previous_hook != nullptr ? previous_hook() : 0;
@@ -91,6 +117,16 @@ std::string take_repl_output() {
   std::lock_guard guard(output_lock);
   output_pending.store(false);
   return std::exchange(queued_output, std::string());
+}
+
+void request_scheduled_run(pybind11::object runner) {
+  if (scheduled_runner == nullptr) scheduled_runner = runner.release().ptr();
+  if (scheduled_run_requested.exchange(true)) return;  // one already on its way
+  if (Py_AddPendingCall(&run_scheduled, nullptr) != 0) {
+    scheduled_run_requested.store(false);
+    PyErr_SetString(PyExc_RuntimeError, "schedule queue full");
+    throw pybind11::error_already_set();
+  }
 }
 
 bool repl_output_pending() {

@@ -22,4 +22,8 @@ void queue_repl_output(std::string text);
 std::string take_repl_output();
 bool repl_output_pending();
 
+// micropython.schedule(): have `runner` called in the main thread between two of its bytecodes
+// (a CPython pending call), or while the interactive prompt waits. Needs the GIL.
+void request_scheduled_run(pybind11::object runner);
+
 }  // namespace mthread::python

@@ -30,8 +30,11 @@ TEST_F(List, OnlyMainAtRest) {
   EXPECT_EQ(main.state, mthread::thread_state::running);
   std::ostringstream out;
   mthread::print_list(out);
-  EXPECT_EQ(out.str(), "ID=" + std::to_string(main.id) +
-                           ", Name: MainThread, State: running, Stack=0, MaxUsed=0, Type: MAIN\n");
+  EXPECT_GT(main.max_stack_used, 0u) << "the main thread's stack is measured too";
+  EXPECT_EQ(out.str(),
+            "ID=" + std::to_string(main.id) +
+                ", Name: MainThread, State: running, Stack=" + std::to_string(main.stack_size) +
+                ", MaxUsed=" + std::to_string(main.max_stack_used) + ", Type: MAIN\n");
 }
 
 TEST_F(List, ShowsEveryThreadSortedWithItsFields) {
