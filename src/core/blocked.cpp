@@ -160,7 +160,8 @@ std::string blocked_in(thread_id id) {
     }
   }
   if (!channel.empty() && channel != "0") {
-    where += (where.empty() ? "" : " ") + std::string("(wait channel ") + channel + ")";
+    if (!where.empty()) where += ' ';
+    where += "(wait channel " + channel + ")";
   }
   return where.empty() ? "an unknown place" : where;
 }
