@@ -132,6 +132,8 @@ def wait_showing_arrivals():
                 _print_lines(pending_lines())
             alive = _others()
             if not alive:
+                if show:  # what the last ones sent before they ended
+                    _print_lines(pending_lines())
                 return
             if not noted and time.monotonic() - start >= NOTE_AFTER:
                 names = ", ".join(f'"{row[2]}" (id {row[0]})' for row in alive)
@@ -148,10 +150,8 @@ def wait_showing_arrivals():
             if kind:
                 _print_lines([message_line(sender, msg)])
     except KeyboardInterrupt:
-        # mthread's join (the next exit function) takes it as its own: kills, then reaps.
-        import _thread
-
-        _thread.interrupt_main()
+        # mthread's join (the next exit function) starts with it: kills, then reaps.
+        _mthread._interrupt_next_join()
 
 
 import atexit as _atexit  # noqa: E402

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <atomic>
+#include <csignal>
 #include <mthread/mthread.hpp>
 #include <sstream>
 #include <thread>
@@ -370,8 +371,18 @@ py::object sleep_us_body(py::handle us, py::handle) {
   return py::none();
 }
 
+// Set when a Ctrl-C was taken by Python code waiting before the join at exit: the join then
+// begins with it (a Ctrl-C raised again in Python would only be raised there again).
+std::atomic<bool> interrupt_next_join{false};
+
+py::object interrupt_next_join_body() {
+  interrupt_next_join.store(true);
+  return py::none();
+}
+
 py::object join_all_body(py::handle grace, py::handle) {
   const auto limit = to_duration<std::chrono::seconds>(grace, "_join_all", "grace");
+  if (interrupt_next_join.exchange(false)) PyErr_SetInterruptEx(SIGINT);
   return py::int_(join_all(std::chrono::duration_cast<std::chrono::milliseconds>(
       limit.value_or(std::chrono::hours(24)))));
 }
@@ -383,6 +394,15 @@ py::object set_repl_display_body(py::handle display, py::handle) {
 
 py::object repl_write_body(py::handle text, py::handle) {
   queue_repl_output(std::string(to_utf8(text, "_repl_write", "text")));
+  return py::none();
+}
+
+py::object lock_body() {
+  enter_atomic_section();
+  return py::none();
+}
+py::object unlock_body() {
+  leave_atomic_section();
   return py::none();
 }
 
@@ -522,6 +542,17 @@ PyMethodDef methods[] = {
         "sleep_ms(ms)\n\nSleep `ms` milliseconds; suspend and kill take effect at once."),
     method<sleep_us_sig, sleep_us_body>(
         "sleep_us(us)\n\nSleep `us` microseconds; suspend and kill take effect at once."),
+    no_arguments<lock_body>(
+        "lock",
+        "lock()\n\nEnter an atomic section, as the device's firmware does: until unlock(), every "
+        "other thread\nmthread started stops at its next line (or as it leaves one of mthread's "
+        "waits). Threads\nmthread did not start (threading's, the main thread for another "
+        "caller) go on. Nested\nlock() calls need as many unlock() calls; waits while another "
+        "thread holds the section."),
+    no_arguments<unlock_body>(
+        "unlock",
+        "unlock()\n\nLeave the atomic section lock() entered; the stopped threads go on. Does "
+        "nothing in a\nthread that holds no section, as on the device."),
     no_arguments<get_self_name_body>("getSelfName",
                                      "getSelfName() -> str\n\nThe calling thread's name."),
     no_arguments<get_repl_id_body>(
@@ -553,6 +584,9 @@ PyMethodDef methods[] = {
                                         "Take the text queued by _repl_write(); \"\" if none."),
     method<scheduled_run_sig, request_scheduled_run_body>(
         "Have `runner` called in the main thread very soon (micropython.schedule)."),
+    no_arguments<interrupt_next_join_body>(
+        "_interrupt_next_join",
+        "Make the next _join_all() start as if Ctrl-C were pressed: kill, then reap."),
     no_arguments<repl_output_pending_body>(
         "_repl_output_pending", "Whether text queued by _repl_write() waits for the display."),
     no_arguments<at_prompt_body>("_at_prompt",

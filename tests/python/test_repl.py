@@ -279,3 +279,92 @@ def test_plain_python_repl_after_import_mthread(env):
     child.expect_exact("KeyboardInterrupt")
     child.expect_exact(PROMPT)
     finish(child)
+
+
+def test_thread_traceback_at_the_prompt_lands_above_it_and_redraws_the_line(env, tmp_path):
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    child = repl(env)
+    run(child, "import _thread")
+    define(child, "def crasher():\n"
+                  f"    open({str(fifo)!r}).read()\n"
+                  "    raise ValueError('thread broke')\n")
+    out = run(child, "tid = _thread.start_new_thread('crasher', crasher, ()); print(tid)")
+    tid = re.search(r"\r\n(\d+)\r\n", out).group(1)
+    child.send("y = 5")
+    child.expect_exact("y = 5")
+    with open(fifo, "w") as go:  # the thread is blocked opening it: this does not block
+        go.write("go")
+    # The report starts on a line of its own (the prompt line was cleared first) ...
+    child.expect(r"(?:^|[\r\n]|\x1b\[K)" + re.escape(
+        f'Unhandled exception in thread "crasher" (id {tid}):') + r"\r\n")
+    child.expect_exact("ValueError: thread broke\r\n")
+    # ... then the prompt and the text typed so far come back, and typing goes on.
+    child.expect_exact(PROMPT + "y = 5")
+    child.send("6\r")
+    child.expect_exact(PROMPT)
+    assert "56" in run(child, "y")
+    finish(child)
+
+
+def test_replaced_excepthook_at_the_prompt(env):
+    child = repl(env)
+    run(child, "import _thread, threading")
+    run(child, "seen = []; threading.excepthook = seen.append")
+    run(child, "tid = _thread.start_new_thread('quietly', lambda: 1/0, ())")
+    out = run(child, "import time; time.sleep(0.5); print([(a.exc_type.__name__, a.thread.name) "
+                     "for a in seen])")
+    assert "[('ZeroDivisionError', 'quietly')]" in out
+    assert "Unhandled exception" not in out
+    finish(child)
+
+
+def test_script_end_on_a_terminal_says_what_it_waits_for_and_shows_messages(env, tmp_path):
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    script = tmp_path / "ends.py"
+    script.write_text(
+        "import _thread\n"
+        "def late():\n"
+        f"    open({str(fifo)!r}).read()\n"
+        "    _thread.sendmsg(_thread.getReplID(), 'after the script')\n"
+        "    _thread.notify(_thread.getReplID(), 7)\n"
+        "    _thread.wait()\n"
+        "tid = _thread.start_new_thread('late', late, ())\n"
+        "print('script over', tid)\n")
+    child = spawn(env, "-m", "mthread", str(script))
+    child.expect(r"script over (\d+)")
+    tid = child.match.group(1)
+    child.expect_exact(f'mthread: waiting for 1 thread(s) to end: "late" (id {tid}); '
+                       "Ctrl-C kills them")
+    with open(fifo, "w") as go:  # the thread is blocked opening it: this does not block
+        go.write("go")
+    expect_lines(child, ['[Message from thread "late"] after the script', "[Notification] 7"])
+    child.sendintr()  # the thread waits for ever: Ctrl-C kills it and the process ends
+    child.expect(pexpect.EOF)
+    child.close()
+    assert "Fatal Python error" not in child.before
+    assert "Traceback" not in child.before
+
+
+def test_script_end_without_a_terminal_shows_messages_silently(tmp_path):
+    import subprocess
+
+    script = tmp_path / "ends.py"
+    script.write_text(
+        "import _thread, time\n"
+        "def late():\n"
+        "    _thread.getmsg(20000)\n"
+        "    _thread.sendmsg(_thread.getReplID(), 'after the script')\n"
+        "    _thread.notify(_thread.getReplID(), 7)\n"
+        "tid = _thread.start_new_thread('late', late, ())\n"
+        "print('script over', flush=True)\n"
+        "_thread.sendmsg(tid, 'go')\n")
+    result = subprocess.run([PYTHON, "-m", "mthread", str(script)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "script over"
+    assert sorted(lines[1:]) == ['[Message from thread "late"] after the script',
+                                 "[Notification] 7"]
+    assert result.stderr == ""  # no terminal: nothing said about waiting
