@@ -533,6 +533,37 @@ PyMethodDef methods[] = {
         "sleep_ms(ms)\n\nSleep `ms` milliseconds; suspend and kill take effect at once."),
     method<sleep_us_sig, sleep_us_body>(
         "sleep_us(us)\n\nSleep `us` microseconds; suspend and kill take effect at once."),
+    no_arguments<get_self_name_body>("getSelfName",
+                                     "getSelfName() -> str\n\nThe calling thread's name."),
+    no_arguments<get_repl_id_body>(
+        "getReplID",
+        "getReplID() -> int\n\nThe main (REPL) thread's id: send it messages and notifications."),
+    no_arguments<get_repl_id_body>("getMainID", "getMainID() -> int\n\nThe same as getReplID()."),
+    no_arguments<get_notification_body>(
+        "getnotification",
+        "getnotification() -> int\n\nThe calling thread's pending notification (then cleared), "
+        "or 0 when none."),
+    no_arguments<get_self_id_body>(
+        "getSelfID",
+        "getSelfID() -> int\n\nThe calling thread's id (0 in a thread mthread does not know)."),
+    no_arguments<get_ident_body>(
+        "get_ident",
+        "get_ident() -> int\n\nCPython's _thread.get_ident(), but in a thread that mthread "
+        "started it is the thread's\nmthread id, the value start_new_thread() returned (as "
+        "CPython and MicroPython make\nthem equal). threading keeps CPython's own idents."),
+    method<join_all_sig, join_all_body>(
+        "Wait for every started thread to end; on Ctrl-C kill them, wait `grace` s; return how "
+        "many remain."),
+    method<set_repl_display_sig, set_repl_display_body>(
+        "Set the callable the REPL input hook runs about ten times a second (None: stop)."),
+    method<sender_name_sig, on_thread<sender_name_sig, &binding::sender_name>>(
+        "The name of a message's sender, even if it ended since; \"unknown\" otherwise."),
+    method<repl_write_sig, repl_write_body>(
+        "Queue text (a thread's traceback) for the REPL display to print above the prompt."),
+    no_arguments<take_repl_output_body>("_take_repl_output",
+                                        "Take the text queued by _repl_write(); \"\" if none."),
+    method<scheduled_run_sig, request_scheduled_run_body>(
+        "Have `runner` called in the main thread very soon (micropython.schedule)."),
     no_arguments<interrupt_next_join_body>(
         "_interrupt_next_join",
         "Make the next _join_all() start as if Ctrl-C were pressed: kill, then reap."),
