@@ -49,6 +49,7 @@ from ._mthread import (
     kill,
     get_ident,
     list,
+    lock,
     mainAcceptMsg,
     notify,
     replAcceptMsg,
@@ -62,6 +63,7 @@ from ._mthread import (
     status,
     stop,
     suspend,
+    unlock,
     wait,
 )
 from _thread import (

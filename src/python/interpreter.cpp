@@ -2,10 +2,12 @@
 
 #include <opcode.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mthread/mthread.hpp>
 #include <thread>
+#include <vector>
 
 #include "versions/checkpoints.hpp"
 
@@ -63,6 +65,26 @@ bool entering_handler(PyFrameObject* frame) {
 
 }  // namespace
 
+class python_thread;
+
+namespace {
+
+// The final firmware's lock()/unlock(): while one thread holds the atomic section, every other
+// thread mthread started parks at its next checkpoint, or as it leaves an mthread wait, until
+// unlock(). Guarded by the GIL.
+struct atomic_section_state {
+  PyThreadState* owner = nullptr;
+  int depth = 0;
+  std::vector<python_thread*> threads;  // the PYTHON threads running Python code
+};
+atomic_section_state atomic_section;
+
+bool atomic_section_held_by_other(PyThreadState* self) {
+  return atomic_section.owner != nullptr && atomic_section.owner != self;
+}
+
+}  // namespace
+
 // The interpreter-side state of one PYTHON thread. Owned by the core's thread record (as its
 // hooks) and by the body; every Python object it holds is released by the thread itself, with
 // the GIL, before it ends — the last owner may be a thread that never holds the GIL.
@@ -97,15 +119,20 @@ class python_thread final : public thread_hooks {
 
   // The calling thread's state, if mthread started it as a PYTHON thread.
   static python_thread* current() { return current_; }
+  PyThreadState* state() const { return tstate_; }
 
   void run() {
     PyThreadState* state = PyThreadState_New(interpreter_);
     PyEval_RestoreThread(state);
     tstate_ = state;
     current_ = this;
+    atomic_section.threads.push_back(this);
     update_arming();  // a request may have come before the thread had a thread state
+    if (atomic_section_held_by_other(tstate_)) wait_out_atomic_section();
     if (!binding::kill_requested()) call_function();
     release_python_objects();
+    std::erase(atomic_section.threads, this);
+    if (atomic_section.owner == tstate_) leave_atomic_section(tstate_, true);
     current_ = nullptr;
     tstate_ = nullptr;
     PyThreadState_Clear(state);
@@ -143,6 +170,10 @@ class python_thread final : public thread_hooks {
       PyErr_SetNone(killed_type);
       return checkpoints::verdict::raised;
     }
+    if (atomic_section_held_by_other(tstate_)) {
+      wait_out_atomic_section();
+      return checkpoints::verdict::go_on;
+    }
     if (binding::suspend_requested()) {
       enter_core_wait();
       gil_release released;
@@ -167,6 +198,43 @@ class python_thread final : public thread_hooks {
     in_core_wait_ = false;
     suspend_pending_ = binding::suspend_requested();
     update_arming();
+    if (atomic_section_held_by_other(tstate_)) wait_out_atomic_section();
+  }
+
+  // Whether the thread runs no Python code now: it waits in mthread (or is parked), or is done.
+  bool stopped() const { return in_core_wait_ || body_done_ || tstate_ == nullptr; }
+
+  // Parks, GIL released, while another thread holds the atomic section; suspend reaches it
+  // there, and a kill ends the wait (ThreadKilled comes at the next checkpoint). Never throws.
+  void wait_out_atomic_section() {
+    const bool was_in_core_wait = std::exchange(in_core_wait_, true);
+    update_arming();
+    while (atomic_section_held_by_other(tstate_) && !binding::kill_requested()) {
+      gil_release released;
+      try {
+        sleep_for(std::chrono::milliseconds(1));
+      } catch (const thread_killed&) {
+        // the loop's condition sees it
+      }
+      released.reacquire();
+    }
+    in_core_wait_ = was_in_core_wait;
+    update_arming();
+  }
+
+  // Needs the GIL. Armed exactly while the thread runs its own Python code with a request
+  // pending, or while another thread holds the atomic section.
+  void update_arming() {
+    const bool wanted =
+        tstate_ != nullptr && !body_done_ && !in_core_wait_ &&
+        (kill_pending_ || suspend_pending_ || atomic_section_held_by_other(tstate_));
+    if (wanted == armed_) return;
+    armed_ = wanted;
+    if (wanted) {
+      checkpoints::arm(tstate_);
+    } else {
+      checkpoints::disarm(tstate_);
+    }
   }
 
  private:
@@ -176,20 +244,6 @@ class python_thread final : public thread_hooks {
     const PyGILState_STATE gil = PyGILState_Ensure();
     f();
     PyGILState_Release(gil);
-  }
-
-  // Needs the GIL. Armed exactly while the thread runs its own Python code with a request
-  // pending.
-  void update_arming() {
-    const bool wanted =
-        tstate_ != nullptr && !body_done_ && !in_core_wait_ && (kill_pending_ || suspend_pending_);
-    if (wanted == armed_) return;
-    armed_ = wanted;
-    if (wanted) {
-      checkpoints::arm(tstate_);
-    } else {
-      checkpoints::disarm(tstate_);
-    }
   }
 
   void call_function() {
@@ -259,6 +313,55 @@ core_wait_scope::core_wait_scope() : thread_(python_thread::current()) {
 
 core_wait_scope::~core_wait_scope() {
   if (thread_ != nullptr) thread_->leave_core_wait();
+}
+
+void enter_atomic_section() {
+  PyThreadState* self = PyThreadState_Get();
+  if (atomic_section.owner == self) {
+    ++atomic_section.depth;
+    return;
+  }
+  while (atomic_section_held_by_other(self)) {
+    if (python_thread* thread = python_thread::current()) {
+      thread->wait_out_atomic_section();
+      if (binding::kill_requested()) throw thread_killed{};
+    } else {
+      // A thread mthread did not start waits its turn; Ctrl-C reaches the main thread.
+      gil_release released;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      released.reacquire();
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    }
+  }
+  atomic_section.owner = self;
+  atomic_section.depth = 1;
+  for (python_thread* thread : atomic_section.threads) thread->update_arming();
+  // Let the others reach their checkpoints before the section's code runs. One inside a C call
+  // that is not mthread's (the GIL released) cannot be waited for: it stops at its next line.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+  auto running = [self] {
+    return std::any_of(atomic_section.threads.begin(), atomic_section.threads.end(),
+                       [self](const python_thread* thread) {
+                         return !thread->stopped() && thread->state() != self;
+                       });
+  };
+  while (running() && std::chrono::steady_clock::now() < deadline) {
+    gil_release released;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    released.reacquire();
+  }
+}
+
+void leave_atomic_section(PyThreadState* self, bool entirely) {
+  if (atomic_section.owner != self) return;
+  if (!entirely && --atomic_section.depth > 0) return;
+  atomic_section.owner = nullptr;
+  atomic_section.depth = 0;
+  for (python_thread* thread : atomic_section.threads) thread->update_arming();
+}
+
+void leave_atomic_section() {
+  leave_atomic_section(PyThreadState_Get(), false);
 }
 
 namespace {

@@ -66,6 +66,14 @@ class gil_release {
 
 bool in_main_thread();
 
+// The final firmware's lock()/unlock(), an atomic section: from enter until the matching leave,
+// every other thread mthread started parks at its next line (or as it leaves one of mthread's
+// waits); threads mthread did not start go on. Nested calls count. Leaving a section the caller
+// does not hold does nothing; a thread that ends inside one leaves it. Need the GIL.
+void enter_atomic_section();
+void leave_atomic_section();
+void leave_atomic_section(PyThreadState* self, bool entirely);
+
 class python_thread;
 
 // Marks the calling thread, if mthread started it, as inside one of mthread's waits for the

@@ -397,6 +397,15 @@ py::object repl_write_body(py::handle text, py::handle) {
   return py::none();
 }
 
+py::object lock_body() {
+  enter_atomic_section();
+  return py::none();
+}
+py::object unlock_body() {
+  leave_atomic_section();
+  return py::none();
+}
+
 py::object get_self_name_body() {
   return py::str(get_self_name());
 }
@@ -533,6 +542,17 @@ PyMethodDef methods[] = {
         "sleep_ms(ms)\n\nSleep `ms` milliseconds; suspend and kill take effect at once."),
     method<sleep_us_sig, sleep_us_body>(
         "sleep_us(us)\n\nSleep `us` microseconds; suspend and kill take effect at once."),
+    no_arguments<lock_body>(
+        "lock",
+        "lock()\n\nEnter an atomic section, as the device's firmware does: until unlock(), every "
+        "other thread\nmthread started stops at its next line (or as it leaves one of mthread's "
+        "waits). Threads\nmthread did not start (threading's, the main thread for another "
+        "caller) go on. Nested\nlock() calls need as many unlock() calls; waits while another "
+        "thread holds the section."),
+    no_arguments<unlock_body>(
+        "unlock",
+        "unlock()\n\nLeave the atomic section lock() entered; the stopped threads go on. Does "
+        "nothing in a\nthread that holds no section, as on the device."),
     no_arguments<get_self_name_body>("getSelfName",
                                      "getSelfName() -> str\n\nThe calling thread's name."),
     no_arguments<get_repl_id_body>(
