@@ -93,12 +93,24 @@ def __getattr__(name):
         raise AttributeError(f"module 'mthread' has no attribute {name!r}") from None
 
 
+def _unreachable_report(count):
+    """Which threads a kill could not reach at exit, and what each is blocked in (a C call that
+    mthread cannot interrupt: the kill lands when it returns)."""
+    lines = [f"mthread: {count} thread(s) blocked outside Python, where a kill cannot reach; "
+             "exiting without waiting for them:"]
+    main = _mthread.getReplID()
+    for row in _mthread.list(False):
+        if row[0] != main:
+            where = _mthread._blocked_in(row[0]) or "(ended meanwhile)"
+            lines.append(f'  thread "{row[2]}" (id {row[0]}): {where}')
+    return "\n".join(lines) + "\n"
+
+
 def _wait_for_threads():
     """At exit, wait for started threads like threading's non-daemon ones; Ctrl-C kills them."""
     remaining = _mthread._join_all(2.0)
     if remaining:
-        _sys.stderr.write(f"mthread: {remaining} thread(s) stuck outside Python could not be "
-                          "killed; exiting without waiting for them\n")
+        _sys.stderr.write(_unreachable_report(remaining))
         for stream in (_sys.stdout, _sys.stderr):
             try:
                 stream.flush()
