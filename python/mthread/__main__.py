@@ -14,9 +14,10 @@ USAGE = """\
 usage: python3 -m mthread [-i] [-c CODE | -m MODULE | SCRIPT | -] [ARG ...]
 
 Runs code written for the ESP32 MicroPython (LoBo) firmware: `import _thread` gives mthread,
-`import utime` works, `time` gains sleep_ms, sleep_us, ticks_ms, ticks_us, ticks_cpu, ticks_diff
-and ticks_add (ticks wrap at 2**30), and time.sleep in a thread started by _thread becomes
-mthread.sleep, which suspend and kill interrupt. Without SCRIPT: an interactive REPL that prints
+`import utime` and `import micropython` work, `gc` gains mem_free, mem_alloc and threshold,
+`time` gains sleep_ms, sleep_us, ticks_ms, ticks_us, ticks_cpu, ticks_diff and ticks_add (ticks
+wrap at 2**30), and time.sleep in a thread started by _thread becomes mthread.sleep, which
+suspend and kill interrupt. Without SCRIPT: an interactive REPL that prints
 what threads send to getReplID() at the prompt, [Message from thread "NAME"] text and
 [Notification] N, then redraws the line (_thread.replAcceptMsg(False) leaves them queued).
 
@@ -26,7 +27,8 @@ what threads send to getReplID() at the prompt, [Message from thread "NAME"] tex
   -i             enter the REPL after the script, its threads still running
   -h, --help     print this text
 
-When the script ends, the process waits for its threads; Ctrl-C then kills them. Ctrl-C during
+When the script ends, the process waits for its threads, showing what they send to the main
+thread as the REPL does; Ctrl-C then kills them. Ctrl-C during
 the script kills them too. Leaving the REPL (exit(), Ctrl-D) kills the threads still running,
 as the device's soft reset does. Docs: docs/runner.md.
 """

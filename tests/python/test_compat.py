@@ -2,13 +2,14 @@
 mainAcceptMsg, get_ident() equal to start_new_thread's result, _count(), uncaught exceptions
 through threading.excepthook, wrong calls named in CPython's own words, and what a plain
 ``import mthread`` leaves alone."""
+import subprocess
 import textwrap
 import threading
 
 import pytest
 
 import mthread
-from conftest import Flag, gone, run_python, start, wait_until
+from conftest import PYTHON, Flag, gone, run_python, start, wait_until
 
 
 def in_thread(func, *args, **kwargs):
@@ -321,3 +322,25 @@ def test_plain_import_leaves_gc_time_and_modules_alone():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\ninstalled\n"
+
+
+def test_under_the_runner_threading_keeps_cpythons_get_ident():
+    code = textwrap.dedent("""
+        import _thread, sys, threading
+        real = threading.get_ident.__self__  # the module threading took get_ident from
+        assert _thread.__name__ == 'mthread' and real.__name__ == '_thread'
+        assert real is not _thread and _thread.get_ident is not real.get_ident
+        seen = {}
+        def body():
+            seen['same'] = _thread.get_ident() == _thread.getSelfID()
+            seen['name'] = threading.current_thread().name
+            seen['lookup'] = threading.current_thread() is threading._active[threading.get_ident()]
+        tid = _thread.start_new_thread('managed', body, ())
+        while _thread.status(tid) != _thread.TERMINATED:
+            _thread.sleep_ms(5)
+        print(seen, _thread.get_ident() == threading.get_ident())
+    """)
+    result = subprocess.run([PYTHON, "-m", "mthread", "-c", code], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "{'same': True, 'name': 'managed', 'lookup': True} True\n"
