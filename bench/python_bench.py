@@ -272,12 +272,12 @@ def start_join_threading(n):
 
 # ---- the cost of being suspendable -----------------------------------------------------------
 
-def _loop(main, n, suspendable):
-    if suspendable:
-        mthread.allowsuspend(True)
+def _loop_batches(n):
+    """Runs a pure-Python loop of about n iterations in batches of LOOP_BATCH: the nanoseconds of
+    each batch."""
     samples = []
     total = 0
-    for _ in range(n // LOOP_BATCH):
+    for _ in range(max(1, n // LOOP_BATCH)):
         start = now()
         for i in range(LOOP_BATCH):
             if i % 3:
@@ -285,6 +285,13 @@ def _loop(main, n, suspendable):
             else:
                 total -= 1
         samples.append(now() - start)
+    return samples
+
+
+def _loop(main, n, suspendable):
+    if suspendable:
+        mthread.allowsuspend(True)
+    samples = _loop_batches(n)
     # Picoseconds an iteration, as an int message.
     mthread.sendmsg(main, int(statistics.median(samples) * 1000 / LOOP_BATCH))
 
@@ -303,6 +310,173 @@ def loop_suspendable(n):
 
 def loop_plain(n):
     return _loop_in_thread(n, False)
+
+
+# ---- what a suspended thread costs the others; how soon suspend and kill act ----------------------
+# "Others" is a threading.Thread running the pure-Python loop above while the main thread waits
+# for it. Its speed is iterations per second of its own CPU time (time.thread_time_ns) over the
+# whole run, a mean: a cost paid now and then (arming, disarming) counts in full, while the time
+# it waits for the GIL or for a core (other processes) does not. The peer has an idle managed
+# thread (in mthread.wait) where the figure has a suspended one.
+
+def _others_rate(n, while_running=None):
+    """Iterations per CPU second of the pure-Python loop in a threading.Thread. `while_running` is
+    called repeatedly by the caller until the loop is done."""
+    result = []
+
+    def other():
+        cpu = time.thread_time_ns()
+        _loop_batches(n)
+        result.append(time.thread_time_ns() - cpu)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    if while_running is not None:
+        while thread.is_alive():
+            while_running()
+    thread.join()
+    return (n // LOOP_BATCH) * LOOP_BATCH * 1e9 / result[0]
+
+
+def _stamping_loop(slot):
+    """A suspendable pure-Python loop that writes the time of each iteration to slot[0];
+    slot[1] is its CPython thread id (for its CPU clock)."""
+    mthread.allowsuspend(True)
+    slot[1] = threading.get_ident()
+    clock = now
+    while True:
+        slot[0] = clock()
+
+
+def _start_stamping_loop():
+    slot = [0, None]
+    tid = spawn("loop", _stamping_loop, slot)
+    _wait_stamping(slot)
+    return tid, slot
+
+
+def _wait_stamping(slot):
+    """Until the loop writes a new stamp (the caller sleeps meanwhile: the GIL is free)."""
+    seen = slot[0]
+    deadline = time.monotonic() + PATIENCE_MS / 1000
+    while slot[0] == seen or slot[1] is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the loop thread does not run")
+        time.sleep(0.0002)
+
+
+PARKED_WINDOW_S = 0.002
+
+
+def _wait_parked(slot):
+    """Until the loop is parked: for PARKED_WINDOW_S with the GIL free (the caller sleeps), its
+    stamp stands still and its CPU clock advances by less than a tenth of the window. Returns its
+    last stamp: the time of the last iteration it ran."""
+    cpu_clock = time.pthread_getcpuclockid(slot[1])
+    deadline = time.monotonic() + PATIENCE_MS / 1000
+    stamp, cpu = slot[0], time.clock_gettime_ns(cpu_clock)
+    while True:
+        time.sleep(PARKED_WINDOW_S)
+        new_stamp, new_cpu = slot[0], time.clock_gettime_ns(cpu_clock)
+        if new_stamp == stamp and new_cpu - cpu < PARKED_WINDOW_S * 1e9 / 10:
+            return stamp
+        if time.monotonic() > deadline:
+            raise RuntimeError("the suspended loop does not stop")
+        stamp, cpu = new_stamp, new_cpu
+
+
+def others_none_suspended(n):
+    idle = spawn("idle", mthread.wait, 600_000)
+    deadline = time.monotonic() + PATIENCE_MS / 1000
+    while mthread.status(idle) != mthread.WAITING:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the idle thread does not wait")
+        mthread.sleep_ms(1)
+    rate = _others_rate(n)
+    mthread.notify(idle, 1)
+    wait_gone(idle)
+    return rate
+
+
+def others_one_suspended(n):
+    tid, slot = _start_stamping_loop()
+    if not mthread.suspend(tid):
+        raise RuntimeError("suspend() refused")
+    _wait_parked(slot)
+    rate = _others_rate(n)
+    mthread.kill(tid)
+    wait_gone(tid)
+    return rate
+
+
+def others_during_churn(n):
+    """The main thread resumes and at once suspends again a parked loop, then sleeps 1 ms, over
+    and over: each round arms the loop's checkpoints until it parks again."""
+    tid, slot = _start_stamping_loop()
+    mthread.suspend(tid)
+    _wait_parked(slot)
+
+    def churn():
+        mthread.resume(tid)
+        mthread.suspend(tid)
+        time.sleep(0.001)
+
+    rate = _others_rate(n, churn)
+    mthread.kill(tid)
+    wait_gone(tid)
+    return rate
+
+
+POLL_S = 0.00002  # asked of time.sleep between polls; the kernel's timer slack adds ~50 us
+
+
+def suspend_latency(n):
+    """n suspends of a running pure-Python loop, each from the suspend() call (the caller holds
+    the GIL) until the loop is parked: the first poll (every POLL_S, the caller sleeping between
+    polls, so the GIL is free) at which the loop's CPU clock has reached the value it keeps
+    (confirmed by _wait_parked). An upper bound, by at most one poll interval. Resumed between
+    samples, and left running a random 0-0.5 ms first."""
+    tid, slot = _start_stamping_loop()
+    cpu_clock = time.pthread_getcpuclockid(slot[1])
+    read_cpu = time.clock_gettime_ns
+    samples = []
+    for _ in range(n):
+        time.sleep(random.uniform(0, 0.0005))
+        polls = []
+        start = now()
+        mthread.suspend(tid)
+        settle = now() + 2 * PARKED_WINDOW_S * 1e9
+        while now() < settle:
+            time.sleep(POLL_S)
+            polls.append((now(), read_cpu(cpu_clock)))
+        _wait_parked(slot)
+        final = read_cpu(cpu_clock)
+        parked_at = next((at for at, cpu in polls if cpu == final), None)
+        if parked_at is None:  # parked after the polls: over 2 * PARKED_WINDOW_S
+            parked_at = now()
+        samples.append(parked_at - start)
+        mthread.resume(tid)
+        _wait_stamping(slot)
+    mthread.kill(tid)
+    wait_gone(tid)
+    return samples
+
+
+def kill_latency(n):
+    """n kills, each of a fresh thread running a pure-Python loop: from the kill() call to
+    status() saying TERMINATED, polled every 50 us (the caller sleeps between polls)."""
+    samples = []
+    for _ in range(n):
+        tid, _ = _start_stamping_loop()
+        start = now()
+        mthread.kill(tid)
+        deadline = time.monotonic() + PATIENCE_MS / 1000
+        while mthread.status(tid) != mthread.TERMINATED:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the killed loop does not end")
+            time.sleep(0.00005)
+        samples.append(now() - start)
+    return samples
 
 
 # ---- RSS per idle thread (each in a fresh process) -------------------------------------------
@@ -381,7 +555,24 @@ FIGURES = {
     "start_join_threading": (start_join_threading, 300, 5, "ns"),
     "loop_suspendable": (loop_suspendable, 300000, 20000, "ns"),
     "loop_plain": (loop_plain, 300000, 20000, "ns"),
+    "others_none_suspended": (others_none_suspended, 2000000, 20000, "loops/s"),
+    "others_one_suspended": (others_one_suspended, 2000000, 20000, "loops/s"),
+    "others_during_churn": (others_during_churn, 4000000, 20000, "loops/s"),
 }
+
+# Latencies: every sample of every repetition pooled, reported as percentiles (ns).
+LATENCIES = {
+    # name: (function returning samples, samples a repetition in full mode, in smoke mode)
+    "suspend_latency": (suspend_latency, 150, 5),
+    "kill_latency": (kill_latency, 100, 5),
+}
+PERCENTILES = (50, 99)
+
+
+def percentile(values, p):
+    """Nearest rank."""
+    ordered = sorted(values)
+    return ordered[max(0, -(-len(ordered) * p // 100) - 1)]
 
 
 def main():
@@ -403,16 +594,26 @@ def main():
     reps = 1 if args.smoke else args.reps
     rss_runs = 1 if args.smoke else args.rss_runs
     rss_threads = 20 if args.smoke else args.threads
-    names = list(FIGURES) if not args.only else args.only.split(",")
+    names = list(FIGURES) + list(LATENCIES) if not args.only else args.only.split(",")
     samples = {name: [] for name in names}
     for rep in range(reps):
         order = names[:]
         random.shuffle(order)
         for name in order:
+            if name in LATENCIES:
+                func, full, small = LATENCIES[name]
+                samples[name].extend(func(small if args.smoke else full))
+                continue
             func, full, small, _ = FIGURES[name]
             samples[name].append(func(small if args.smoke else full))
         print(f"python: repetition {rep + 1}/{reps} done", file=sys.stderr, flush=True)
-    units = {name: FIGURES[name][3] for name in names}
+    pooled_counts = {}
+    for name in [name for name in names if name in LATENCIES]:
+        pooled = samples.pop(name)
+        for p in PERCENTILES:
+            samples[f"{name}_p{p}"] = [percentile(pooled, p)]
+            pooled_counts[f"{name}_p{p}"] = len(pooled)
+    units = {name: FIGURES[name][3] if name in FIGURES else "ns" for name in samples}
     if not args.only:
         for name in ("rss_idle_mthread", "rss_idle_threading"):
             samples[name] = []
@@ -425,6 +626,8 @@ def main():
               "figures": {name: {"median": statistics.median(values), "samples": values,
                                  "unit": units[name]}
                           for name, values in samples.items()}}
+    for name, count in pooled_counts.items():
+        result["figures"][name]["pooled_samples"] = count
     for name, entry in result["figures"].items():
         print(f"  {name:24} {entry['median']:14.1f} {entry['unit']}", file=sys.stderr)
     if args.json:
