@@ -13,7 +13,10 @@
 #                 DIR/<abi>/venv, DIR/<abi>/{install,pytest}.log, DIR/<abi>/junit.xml
 #   --setup-only  make or update the venvs (mthread and the test packages installed) and run
 #                 nothing; print each venv's python, one absolute path a line, on stdout
-#                 (everything else goes to stderr). The bench gets its interpreters this way.
+#                 (everything else goes to stderr); non-zero exit if one could not be set up
+#                 (the others are still printed). The bench gets its interpreters this way.
+#                 Each run reinstalls from the checkout as it is now: a second one only
+#                 recompiles what changed (a few seconds an interpreter).
 #   -- ARGS       pytest arguments instead of the whole suite, e.g. -- tests/python/test_api.py
 #
 # Prints one line per interpreter (passed, failed, skipped, times); exits non-zero when one
@@ -38,7 +41,7 @@ while [ $# -gt 0 ]; do
     --setup-only) setup_only=1 ;;
     --dir) dir="$2"; shift ;;
     --) shift; pytest_args=("$@"); break ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_pythons.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     *) pythons+=("$1") ;;
   esac
