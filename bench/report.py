@@ -5,7 +5,8 @@ target | met?  Prints it, and writes it as JSON and Markdown.
 Inputs (in the results directory given on the command line):
   cpp-messaging.json, cpp-lifecycle.json   Google Benchmark JSON (repetitions, aggregates)
   cpp-rss-*.json                           one Google Benchmark JSON per RSS process
-  python.json                              bench/python_bench.py --json output (optional)
+  python.json, python-*.json               bench/python_bench.py --json output, one file per
+                                           CPython (optional); each gets its own rows
 """
 
 import argparse
@@ -117,21 +118,54 @@ PYTHON_FIGURES = [
     ("py.start_vs_threading", "Python start + see it finish vs threading.Thread start+join",
      "ns", "start_finish_mthread", "start_join_threading", "max", 1.0),
     ("py.suspendable_loop", "Python loop in a thread with allowsuspend(True) vs without", "ns",
-     "loop_suspendable", "loop_plain", "max", 1.25),
+     "loop_suspendable", "loop_plain", "max", 1.05),
+    ("py.others_one_suspended", "Python others' speed (threading.Thread loop, per CPU s, mean) "
+     "with a thread suspended vs none", "loops/s",
+     "others_one_suspended", "others_none_suspended", "min", 0.95),
+    ("py.others_during_churn", "Python others' speed while a loop is resumed and suspended again "
+     "every ms vs none suspended", "loops/s",
+     "others_during_churn", "others_none_suspended", "info", None),
+    ("py.suspend_p50", "Python suspend latency p50 (pure-Python loop: suspend() → parked, by its "
+     "CPU clock)", "ns", "suspend_latency_p50", None, "info", None),
+    ("py.suspend_p99", "Python suspend latency p99", "ns", "suspend_latency_p99", None, "abs", 1e6),
+    ("py.kill_p50", "Python kill latency p50 (pure-Python loop: kill() → status TERMINATED)", "ns",
+     "kill_latency_p50", None, "info", None),
+    ("py.kill_p99", "Python kill latency p99", "ns", "kill_latency_p99", None, "info", None),
     ("py.rss_idle_vs_threading", "Python RSS per idle thread vs threading.Thread", "bytes",
      "rss_idle_mthread", "rss_idle_threading", "max", 1.0),
 ]
 
 
 def python_figures(py):
+    """The Python rows of one interpreter's results, labelled "Python 3.12: ..." when `py` says
+    which CPython ran them."""
     figures = py.get("figures", {}) if py else {}
+    version = ".".join(py["python"].split(".")[:2]) if py and py.get("python") else None
 
     def v(name):
         entry = figures.get(name)
         return None if entry is None else entry["median"]
 
-    return [(key, label, unit, v(m), v(p), kind, target)
+    def named(key, label):
+        if version is None:
+            return key, label
+        return (key.replace("py.", f"py{version}.", 1),
+                label.replace("Python ", f"Python {version}: ", 1))
+
+    return [named(key, label) + (unit, v(m), v(p), kind, target)
             for key, label, unit, m, p, kind, target in PYTHON_FIGURES]
+
+
+def load_python_results(results):
+    """python.json (the default interpreter's) first, then python-*.json in version order."""
+    paths = [os.path.join(results, "python.json")]
+    paths += sorted(glob.glob(os.path.join(results, "python-*.json")))
+    loaded = []
+    for path in paths:
+        if os.path.exists(path):
+            with open(path) as f:
+                loaded.append(json.load(f))
+    return loaded
 
 
 def fmt(value, unit):
@@ -145,7 +179,7 @@ def fmt(value, unit):
         return f"{value:.0f} ns"
     if unit == "us":
         return f"{value / 1e3:.2f} ms" if value >= 1e3 else f"{value:.1f} µs"
-    if unit == "msg/s":
+    if unit in ("msg/s", "loops/s"):
         return f"{value / 1e6:.2f} M/s" if value >= 1e6 else f"{value / 1e3:.0f} k/s"
     if unit == "bytes":
         return f"{value / 1024:.2f} KiB"
@@ -261,13 +295,11 @@ def main():
     gb_files = [p for p in gb_files if os.path.exists(p)]
     gb_files += sorted(glob.glob(os.path.join(args.results, "cpp-rss-*.json")))
     gb = load_gbench(gb_files)
-    py = None
-    py_path = os.path.join(args.results, "python.json")
-    if os.path.exists(py_path):
-        with open(py_path) as f:
-            py = json.load(f)
+    pys = load_python_results(args.results)
+    py = pys[0] if pys else None
 
-    rows = [evaluate(f) for f in cpp_figures(gb) + python_figures(py)]
+    rows = [evaluate(f) for f in cpp_figures(gb) + [f for p in pys or [None]
+                                                    for f in python_figures(p)]]
     notes = [f"Note: {n}" for n in args.note]
     missing = [r["figure"] for r in rows
                if r["mthread"] is None or (r["kind"] in ("max", "min") and r["peer"] is None)]
@@ -290,7 +322,7 @@ def main():
     if args.out:
         with open(args.out + ".json", "w") as f:
             json.dump({"machine": info, "figures": rows, "notes": notes,
-                       "python_raw": py, "cpp_raw": gb}, f, indent=1, ensure_ascii=False)
+                       "python_raw": pys, "cpp_raw": gb}, f, indent=1, ensure_ascii=False)
         with open(args.out + ".md", "w") as f:
             f.write(markdown_table(rows, info, notes))
     if missing:

@@ -10,6 +10,12 @@
 #   --no-build    use the programs already built in DIR
 #   --build-dir   the build tree (default: build-bench beside this folder)
 #   --reps        repetitions of each figure (default 7; MTHREAD_BENCH_REPS)
+#
+# The Python figures are taken on every supported CPython found (in a smoke run, Debian's only):
+# Debian's /usr/bin/python3 with the module in DIR, and each of pyenv's ($PYENV_ROOT/versions,
+# default ~/.pyenv/versions; one per ABI, none older than pyproject.toml's requires-python) with
+# the module built in DIR-<abi> (e.g. build-bench-cp312). MTHREAD_BENCH_PYTHONS="python ..." names
+# the others instead.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -59,6 +65,52 @@ if [ "$do_build" = 1 ]; then
   if ! cmake --build "$build_dir" -j "$(nproc)" --target _mthread >/dev/null 2>&1; then
     echo "   (the Python module did not build: Python figures skipped)"
   fi
+fi
+
+# The other CPythons: "python build-dir abi" entries; Debian's ABI and repeats left out.
+abi_of() {  # abi_of PYTHON: cp312 (with ABI flags), or nothing if older than requires-python
+  "$1" - "$minimum" <<'EOF' 2>/dev/null || true
+import sys
+major, minor = [int(part) for part in sys.argv[1].split(".")]
+if sys.implementation.name == "cpython" and sys.version_info[:2] >= (major, minor):
+    print("cp%d%d%s" % (sys.version_info[0], sys.version_info[1], sys.abiflags))
+EOF
+}
+other_pythons=()
+if [ -z "$smoke" ]; then
+  minimum="$(sed -n 's/^requires-python *= *">= *\([0-9]*\.[0-9]*\)".*/\1/p' "$root/pyproject.toml")"
+  if [ -n "${MTHREAD_BENCH_PYTHONS:-}" ]; then
+    read -r -a candidates <<<"$MTHREAD_BENCH_PYTHONS"
+  else
+    candidates=()
+    while read -r candidate; do
+      [ -x "$candidate" ] && candidates+=("$candidate")
+    done < <(printf '%s\n' "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/python3 | sort -V)
+  fi
+  seen=" $(abi_of "$python") "
+  for candidate in "${candidates[@]}"; do
+    abi="$(abi_of "$candidate")"
+    if [ -z "$abi" ]; then
+      echo "   (Python figures: skipping $candidate, not a supported CPython)"
+    elif [[ "$seen" != *" $abi "* ]]; then
+      seen+="$abi "
+      other_pythons+=("$candidate $build_dir-$abi $abi")
+    fi
+  done
+fi
+if [ "$do_build" = 1 ]; then
+  for entry in "${other_pythons[@]}"; do
+    read -r other other_dir abi <<<"$entry"
+    echo "== building the Python module for $other in $other_dir"
+    if ! { cmake -S "$root" -B "$other_dir" -DCMAKE_BUILD_TYPE=Release -DMTHREAD_BUILD_BENCH=OFF \
+             -DMTHREAD_WERROR=ON -DMTHREAD_BUILD_PYTHON=ON -DPython3_EXECUTABLE="$other" &&
+           cmake --build "$other_dir" -j "$(nproc)" --target _mthread; } >"$other_dir.build.log" 2>&1
+    then
+      echo "   (it did not build: its figures are skipped; see $other_dir.build.log)"
+      continue
+    fi
+    rm -f "$other_dir.build.log"
+  done
 fi
 
 bin="$build_dir/bench"
@@ -116,6 +168,16 @@ if [ -n "$py_module" ]; then
 else
   echo "== Python: no module in $build_dir/python (configure with -DMTHREAD_BUILD_PYTHON=ON)"
 fi
+for entry in "${other_pythons[@]}"; do
+  read -r other other_dir abi <<<"$entry"
+  if ! ls "$other_dir"/python/mthread/_mthread*.so >/dev/null 2>&1; then
+    echo "== Python: no module for $other in $other_dir/python"
+    continue
+  fi
+  run "Python ($other, $reps repetitions)" \
+    env PYTHONPATH="$other_dir/python" "$other" "$here/python_bench.py" \
+    --json "$results/python-$abi.json" --reps "$reps" --rss-runs "$rss_runs"
+done
 
 echo
 report=("$python" "$here/report.py" "$results" --out "$out"
