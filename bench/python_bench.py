@@ -411,7 +411,9 @@ def others_one_suspended(n):
 
 def others_during_churn(n):
     """The main thread resumes and at once suspends again a parked loop, then sleeps 1 ms, over
-    and over: each round arms the loop's checkpoints until it parks again."""
+    and over: each round arms the loop's checkpoints until it parks again. The rounds are paced
+    by the GIL (the main thread waits for the busy other thread to hand it over: CPython's
+    switch interval, 5 ms), about 150 a second."""
     tid, slot = _start_stamping_loop()
     mthread.suspend(tid)
     _wait_parked(slot)

@@ -122,8 +122,8 @@ PYTHON_FIGURES = [
     ("py.others_one_suspended", "Python others' speed (threading.Thread loop, per CPU s, mean) "
      "with a thread suspended vs none", "loops/s",
      "others_one_suspended", "others_none_suspended", "min", 0.95),
-    ("py.others_during_churn", "Python others' speed while a loop is resumed and suspended again "
-     "every ms vs none suspended", "loops/s",
+    ("py.others_during_churn", "Python others' speed while a loop is resumed and at once "
+     "suspended again, over and over, vs none suspended", "loops/s",
      "others_during_churn", "others_none_suspended", "info", None),
     ("py.suspend_p50", "Python suspend latency p50 (pure-Python loop: suspend() → parked, by its "
      "CPU clock)", "ns", "suspend_latency_p50", None, "info", None),
