@@ -45,6 +45,22 @@ constexpr std::uint32_t initial_spin_ns = 20'000;
 // Past this, the spin yields the CPU now and then: a thread that needs this CPU gets it.
 constexpr std::int64_t pure_spin_ns = 10'000;
 
+// Spinning pays only while the thread that will wake the spinner has a CPU to run on: with as
+// many threads spinning as there are CPUs, another spinner would only take the CPU a waker
+// needs (a broadcast waking hundreds of threads on two cores). Counted over all parkers. (Not
+// one fewer: the two sides of a ping-pong overlap in their spins for an instant.)
+std::atomic<int> spinning{0};
+
+int spin_slots() {
+  static const int slots = [] {
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    const int count = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    return std::max(count, 1);
+  }();
+  return slots;
+}
+
 }  // namespace
 
 parker::parker() : spin_ns_(initial_spin_ns) {}
@@ -107,17 +123,29 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
     return word_.load(std::memory_order_seq_cst) != seen ||
            (arrived != nullptr && arrived(context, going_to_sleep));
   };
-  const bool adapt = arrived != nullptr;
+  bool adapt = arrived != nullptr;
   const std::int64_t start = adapt ? now_ns() : 0;
-  const std::int64_t budget = adapt ? spin_ns_.load(std::memory_order_relaxed) : 0;
-  for (unsigned i = 1; budget > 0; ++i) {
-    if (woken(false)) return;
-    cpu_relax();
-    if ((i & 7) == 0) {
-      const std::int64_t spun = now_ns() - start;
-      if (spun >= budget) break;
-      if (spun >= pure_spin_ns && (i & 63) == 0) sched_yield();
+  std::int64_t budget = adapt ? spin_ns_.load(std::memory_order_relaxed) : 0;
+  if (budget > 0 && spinning.fetch_add(1, std::memory_order_relaxed) >= spin_slots()) {
+    // Too many spin already: sleep at once, and learn nothing from this wait.
+    spinning.fetch_sub(1, std::memory_order_relaxed);
+    budget = 0;
+    adapt = false;
+  }
+  if (budget > 0) {
+    for (unsigned i = 1;; ++i) {
+      if (woken(false)) {
+        spinning.fetch_sub(1, std::memory_order_relaxed);
+        return;
+      }
+      cpu_relax();
+      if ((i & 7) == 0) {
+        const std::int64_t spun = now_ns() - start;
+        if (spun >= budget) break;
+        if (spun >= pure_spin_ns && (i & 63) == 0) sched_yield();
+      }
     }
+    spinning.fetch_sub(1, std::memory_order_relaxed);
   }
   const int spun_on = adapt ? sched_getcpu() : -1;
   sleeping_.store(true, std::memory_order_seq_cst);

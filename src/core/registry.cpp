@@ -81,7 +81,8 @@ record_ptr registry::remove(thread_id id) {
   threads_.erase(it);
   if (ended_names_.size() == names_kept) ended_names_.pop_front();
   ended_names_.emplace_back(id, removed->name);
-  for (thread_record* joiner : joiners_) joiner->park.wake();
+  const auto [first, last] = joiners_.equal_range(removed.get());
+  for (auto joiner = first; joiner != last; ++joiner) joiner->second->park.wake();
   return removed;
 }
 
@@ -168,8 +169,9 @@ std::vector<record_ptr> registry::all() const {
 bool registry::wake_joiners_of(const thread_record& ended) const {
   std::lock_guard guard(lock_);
   bool can_join = false;
-  for (thread_record* joiner : joiners_) {
-    if (joiner->joining != &ended) continue;
+  const auto [first, last] = joiners_.equal_range(&ended);
+  for (auto entry = first; entry != last; ++entry) {
+    thread_record* joiner = entry->second;
     joiner->park.wake();
     if (!joiner->suspend_requested.load()) can_join = true;
   }
@@ -185,14 +187,16 @@ record_ptr registry::ended_target_of(const thread_record& joiner) const {
 
 void registry::add_joiner(thread_record* joiner, thread_record* target) {
   std::lock_guard guard(lock_);
-  joiners_.push_back(joiner);
+  joiners_.emplace(target, joiner);
   joiner->joining = target;
 }
 
 void registry::remove_joiner(thread_record* joiner) {
   std::lock_guard guard(lock_);
+  const auto [first, last] = joiners_.equal_range(joiner->joining);
   joiner->joining = nullptr;
-  joiners_.erase(std::find(joiners_.begin(), joiners_.end(), joiner));
+  joiners_.erase(
+      std::find_if(first, last, [&](const auto& entry) { return entry.second == joiner; }));
 }
 
 }  // namespace mthread::core

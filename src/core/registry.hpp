@@ -45,8 +45,8 @@ class registry {
   static void forget_ended_target();
   std::vector<record_ptr> all() const;  // by id; the main thread first
 
-  // Threads blocked in join(): woken when the thread they join ends, and whenever a thread is
-  // removed.
+  // Threads blocked in join(): woken when the thread they join ends and when it is removed
+  // (only its own joiners: ending or removing one thread costs the same however many join).
   void add_joiner(thread_record* joiner, thread_record* target);
   void remove_joiner(thread_record* joiner);
   // Wakes the joiners of `ended`; true if one of them can join it (is not suspended). Under the
@@ -63,7 +63,8 @@ class registry {
   registry();
   mutable std::mutex lock_;
   std::unordered_map<thread_id, record_ptr> threads_;
-  std::vector<thread_record*> joiners_;
+  // target -> the threads blocked in join() on it
+  std::unordered_multimap<const thread_record*, thread_record*> joiners_;
   static constexpr std::size_t names_kept = 64;
   std::deque<std::pair<thread_id, std::string>> ended_names_;
   record_ptr main_;

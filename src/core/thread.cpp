@@ -35,6 +35,8 @@ void forget(thread_record& joined) {
   registry::instance().remove(joined.id);
 }
 
+int join_until(pthread_t thread, const timespec& monotonic_end);
+
 // Joins ended threads; a thread blocked in join() on one does it itself when it can (see
 // join()), so that a join costs one wake-up, as std::thread::join does.
 class reaper {
@@ -73,23 +75,47 @@ class reaper {
   }
 
  private:
+  // Joins in the order threads ended, blocking on the oldest for at most `patience`: one whose
+  // end is slow (a thread_local destructor that takes its time) is put at the back, and the
+  // others that are gone meanwhile are joined without waiting, so it delays nobody's reaping by
+  // more than the patience. That grows while nothing ends (a thread stuck in its end costs no
+  // busy polling) and is short again as soon as something is joined.
   void run() {
     pthread_setname_np(pthread_self(), "mthread-reaper");
+    constexpr auto shortest_patience = std::chrono::milliseconds(1);
+    constexpr auto longest_patience = std::chrono::milliseconds(16);
+    auto patience = shortest_patience;
+    std::deque<record_ptr> ending;  // claimed by the reaper, not yet joined
     for (;;) {
-      record_ptr ended;
-      bool claimed = false;
       {
         std::unique_lock guard(lock_);
-        ready_.wait(guard, [&] { return !claimed_.empty() || !unclaimed_.empty(); });
-        claimed = !claimed_.empty();
-        auto& queue = claimed ? claimed_ : unclaimed_;
-        ended = std::move(queue.front());
-        queue.pop_front();
+        if (ending.empty()) {
+          ready_.wait(guard, [&] { return !claimed_.empty() || !unclaimed_.empty(); });
+        }
+        for (record_ptr& claimed : claimed_) ending.push_back(std::move(claimed));
+        claimed_.clear();
+        for (record_ptr& ended : unclaimed_) {
+          if (!ended->reap_claimed.exchange(true)) ending.push_back(std::move(ended));
+        }
+        unclaimed_.clear();
       }
-      if (claimed || !ended->reap_claimed.exchange(true)) {
-        pthread_join(ended->handle, nullptr);
+      if (ending.empty()) continue;
+      record_ptr oldest = std::move(ending.front());
+      ending.pop_front();
+      if (join_until(oldest->handle, deadline_after(patience)) == 0) {
+        forget(*oldest);
+        patience = shortest_patience;
+        continue;
+      }
+      const std::size_t before = ending.size();
+      std::erase_if(ending, [](const record_ptr& ended) {
+        if (pthread_tryjoin_np(ended->handle, nullptr) != 0) return false;
         forget(*ended);
-      }
+        return true;
+      });
+      patience =
+          ending.size() < before ? shortest_patience : std::min(2 * patience, longest_patience);
+      ending.push_back(std::move(oldest));
     }
   }
 
