@@ -432,35 +432,72 @@ def others_during_churn(n):
 POLL_S = 0.00002  # asked of time.sleep between polls; the kernel's timer slack adds ~50 us
 
 
-def suspend_latency(n):
-    """n suspends of a running pure-Python loop, each from the suspend() call (the caller holds
-    the GIL) until the loop is parked: the first poll (every POLL_S, the caller sleeping between
-    polls, so the GIL is free) at which the loop's CPU clock has reached the value it keeps
-    (confirmed by _wait_parked). An upper bound, by at most one poll interval. Resumed between
-    samples, and left running a random 0-0.5 ms first."""
-    tid, slot = _start_stamping_loop()
+def _time_to_stop(slot, stop):
+    """Calls stop() (holding the GIL), then polls every POLL_S, sleeping between polls (the GIL
+    free), the CPU clock of the thread slot describes; once _wait_parked confirms it stopped: the
+    time from the call to the first poll at which the clock had reached the value it keeps. An
+    upper bound, by at most one poll interval."""
     cpu_clock = time.pthread_getcpuclockid(slot[1])
     read_cpu = time.clock_gettime_ns
+    polls = []
+    start = now()
+    stop()
+    settle = now() + 2 * PARKED_WINDOW_S * 1e9
+    while now() < settle:
+        time.sleep(POLL_S)
+        polls.append((now(), read_cpu(cpu_clock)))
+    _wait_parked(slot)
+    final = read_cpu(cpu_clock)
+    parked_at = next((at for at, cpu in polls if cpu == final), None)
+    if parked_at is None:  # stopped after the polls: over 2 * PARKED_WINDOW_S
+        parked_at = now()
+    return parked_at - start
+
+
+def suspend_latency(n):
+    """n suspends of a running pure-Python loop, each from the suspend() call (the caller holds
+    the GIL) until the loop is parked (_time_to_stop). Resumed between samples, and left running
+    a random 0-0.5 ms first."""
+    tid, slot = _start_stamping_loop()
     samples = []
     for _ in range(n):
         time.sleep(random.uniform(0, 0.0005))
-        polls = []
-        start = now()
-        mthread.suspend(tid)
-        settle = now() + 2 * PARKED_WINDOW_S * 1e9
-        while now() < settle:
-            time.sleep(POLL_S)
-            polls.append((now(), read_cpu(cpu_clock)))
-        _wait_parked(slot)
-        final = read_cpu(cpu_clock)
-        parked_at = next((at for at, cpu in polls if cpu == final), None)
-        if parked_at is None:  # parked after the polls: over 2 * PARKED_WINDOW_S
-            parked_at = now()
-        samples.append(parked_at - start)
+        samples.append(_time_to_stop(slot, lambda: mthread.suspend(tid)))
         mthread.resume(tid)
         _wait_stamping(slot)
     mthread.kill(tid)
     wait_gone(tid)
+    return samples
+
+
+def _lock_stepping(lock, slot):
+    slot[1] = threading.get_ident()
+    while True:
+        lock.acquire()
+        if slot[2]:
+            return
+        slot[0] += 1
+
+
+def wake_latency(n):
+    """The peer of suspend_latency, measured the same way (_time_to_stop) with the same steps
+    for the other thread (wake up, take the GIL, run to where it blocks, block), none of them
+    mthread's: a threading.Thread blocked on a _thread lock, from the caller's release() until
+    it has counted one step and blocks on the lock again."""
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    slot = [0, None, False]
+    stepper = threading.Thread(target=_lock_stepping, args=(lock, slot))
+    stepper.start()
+    while slot[1] is None:
+        time.sleep(0.0002)
+    samples = []
+    for _ in range(n):
+        time.sleep(random.uniform(0, 0.0005))
+        samples.append(_time_to_stop(slot, lock.release))
+    slot[2] = True
+    lock.release()
+    stepper.join()
     return samples
 
 
@@ -566,6 +603,7 @@ FIGURES = {
 LATENCIES = {
     # name: (function returning samples, samples a repetition in full mode, in smoke mode)
     "suspend_latency": (suspend_latency, 150, 5),
+    "wake_latency": (wake_latency, 150, 5),
     "kill_latency": (kill_latency, 100, 5),
 }
 PERCENTILES = (50, 99)
