@@ -23,33 +23,47 @@ core::thread_record& require_self(const api_call& call, const char* function) {
 }
 
 // Hands `deliver` each target: the one thread `id`, or for a broadcast every live thread but
-// the caller. True if there was a target and every one accepted.
+// the caller. `deliver` returns whether the target accepted, and adds it to the relay when it
+// must be woken. A single target is woken at once; a broadcast's targets are woken through the
+// relay once every one has its delivery (see wake_relay). True if there was a target and every
+// one accepted.
 template <class Deliver>
 bool for_targets(const api_call& call, thread_id id, Deliver&& deliver) {
   if (id != broadcast) {
     core::record_ptr keep;
     core::thread_record* target = registry::instance().find_cached(id, keep);
-    return target != nullptr && !target->ended.load() && deliver(*target);
+    if (target == nullptr || target->ended.load()) return false;
+    bool wake = false;
+    const bool accepted = deliver(*target, wake);
+    if (wake) target->park.wake();
+    return accepted;
   }
+  auto relay = std::make_shared<core::wake_relay>();
   bool any = false;
   bool all = true;
-  for (const core::record_ptr& target : registry::instance().all()) {
+  for (core::record_ptr& target : registry::instance().all()) {
     if (target.get() == call.self() || target->ended.load()) continue;
     any = true;
-    all = deliver(*target) && all;
+    bool wake = false;
+    all = deliver(*target, wake) && all;
+    if (wake) {
+      core::parker& park = target->park;
+      relay->add(park, std::move(target));
+    }
   }
+  if (!relay->empty()) relay->hand_on(relay, 2);
   return any && all;
 }
 
 bool post(const api_call& call, thread_id id, message&& m) {
-  return for_targets(call, id, [&](core::thread_record& target) {
+  return for_targets(call, id, [&](core::thread_record& target, bool& wake) {
     // One target takes the message itself; each target of a broadcast a copy.
     message copy = id == broadcast ? message(m) : std::move(m);
     switch (target.box.push(std::move(copy))) {
       case core::mailbox::refused:
         return false;
       case core::mailbox::accepted_wake_receiver:
-        target.park.wake();
+        wake = true;
         return true;
       case core::mailbox::accepted:
         return true;
@@ -73,9 +87,9 @@ timespec deadline_for(std::chrono::milliseconds timeout) {
 bool notify(thread_id id, std::uint32_t value) {
   api_call call;
   if (value == 0) throw error("mthread: notify: value must be 1..4294967295, got 0");
-  return for_targets(call, id, [&](core::thread_record& target) {
+  return for_targets(call, id, [&](core::thread_record& target, bool& wake) {
     target.notification.store(value, std::memory_order_seq_cst);  // see parker::publish
-    target.park.publish();
+    wake = target.park.sleeping();
     return true;
   });
 }

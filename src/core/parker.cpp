@@ -148,15 +148,20 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
     spinning.fetch_sub(1, std::memory_order_relaxed);
   }
   const int spun_on = adapt ? sched_getcpu() : -1;
-  sleeping_.store(true, std::memory_order_seq_cst);
+  // Only waits for data take relays: the others may run where freeing memory is not allowed
+  // (the suspend signal's handler), or last long after the wake (a suspended thread).
+  const bool takes_relay = arrived != nullptr;
+  sleeping_.store(takes_relay ? asleep_taking_relay : asleep, std::memory_order_seq_cst);
   if (woken(true)) {
-    sleeping_.store(false, std::memory_order_relaxed);
+    sleeping_.store(awake, std::memory_order_seq_cst);
+    if (takes_relay) take_relay();
     return;  // the wake came just as the spin ended: the budget stays
   }
   // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a retried wait never
   // stretches the total time.
   futex(&word_, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen, deadline, FUTEX_BITSET_MATCH_ANY);
-  sleeping_.store(false, std::memory_order_relaxed);
+  sleeping_.store(awake, std::memory_order_seq_cst);
+  if (takes_relay) take_relay();
   if (!adapt) return;
   // Adapt. A waker that ran on the CPU this thread spun on could only run once the spin ended
   // (the two threads share a CPU: the machine is busy): spinning is in the way, do not. A wake
@@ -175,9 +180,38 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
                  std::memory_order_relaxed);
 }
 
+void parker::take_relay() {
+  // Only if a waker left one: a plain load first keeps the common wake-up off the relay's lock.
+  if (relay_.load(std::memory_order_seq_cst) == nullptr) return;
+  if (const std::shared_ptr<wake_relay> relay = relay_.exchange(nullptr)) relay->hand_on(relay, 2);
+}
+
+bool parker::wake_relaying(const std::shared_ptr<wake_relay>& relay) {
+  // Handshake with the owner, which stores `awake` and then takes the relay: either the look at
+  // sleeping_ below sees the owner still asleep (it takes the relay later), or the owner is
+  // awake and exactly one of the two exchanges gets the relay back.
+  std::shared_ptr<wake_relay> empty;
+  if (!relay_.compare_exchange_strong(empty, relay)) {
+    wake();
+    return false;
+  }
+  const bool handed = sleeping_.load(std::memory_order_seq_cst) == asleep_taking_relay ||
+                      relay_.exchange(nullptr) == nullptr;
+  wake();
+  return handed;
+}
+
+void wake_relay::hand_on(const std::shared_ptr<wake_relay>& self, int count) {
+  while (count > 0) {
+    const std::size_t index = next_.fetch_add(1, std::memory_order_relaxed);
+    if (index >= targets_.size()) return;
+    if (targets_[index].first->wake_relaying(self)) --count;
+  }
+}
+
 void parker::wake() {
   word_.fetch_add(1, std::memory_order_seq_cst);
-  if (sleeping_.load(std::memory_order_seq_cst)) {
+  if (sleeping()) {
     woken_at_.store(now_ns(), std::memory_order_relaxed);
     woken_from_.store(sched_getcpu(), std::memory_order_relaxed);
     futex(&word_, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, nullptr, 0);

@@ -8,9 +8,37 @@
 #include <time.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
 
 namespace mthread::core {
+
+class parker;
+
+// The wakes a broadcast owes, shared out among the threads it wakes. Waking a sleeping thread
+// is a system call that also hands it a CPU: a broadcaster that made all N of them would, on a
+// machine with fewer CPUs than targets, run a share of the CPU that shrinks with every thread it
+// woke, and its call would last as long as all the woken threads took to run. So the
+// broadcaster delivers to all and wakes two; every thread woken so wakes two more of the list
+// as it leaves its wait, before it goes on: the wakes spread over the CPUs as a tree.
+class wake_relay {
+ public:
+  // `keep` holds the parker alive until it is woken.
+  void add(parker& target, std::shared_ptr<const void> keep) {
+    targets_.emplace_back(&target, std::move(keep));
+  }
+  bool empty() const { return targets_.empty(); }
+  // Wakes parkers of the list not yet taken until `count` of them were handed the relay to go
+  // on with (or the list is done). `self` is this relay.
+  void hand_on(const std::shared_ptr<wake_relay>& self, int count);
+
+ private:
+  std::vector<std::pair<parker*, std::shared_ptr<const void>>> targets_;
+  std::atomic<std::size_t> next_{0};
+};
 
 class parker {
  public:
@@ -63,21 +91,34 @@ class parker {
   // Wakes the owner whatever it waits for (kill, suspend, resume, a thread gone).
   void wake();
 
+  // As wake(); if the owner sleeps in a wait for data (one with `arrived`), it is also handed
+  // `relay`, to go on with as it leaves the wait. False when it was not handed over (the owner
+  // was awake, or holds another relay): the caller goes on with it.
+  bool wake_relaying(const std::shared_ptr<wake_relay>& relay);
+
+  // Whether wake() would make a system call: the owner sleeps.
+  bool sleeping() const { return sleeping_.load(std::memory_order_seq_cst) != awake; }
+
   // For whoever just published what the owner's `arrived()` looks at (a notification): wakes
   // the owner only if it sleeps. A spinning owner sees the data itself, so the common
   // hand-off touches no line of the parker's but one that only changes when the owner sleeps.
   // The data must be stored, and read by `arrived(true)`, with memory_order_seq_cst: then either
   // the owner's last look before sleeping sees it, or this load sees the owner going to sleep.
   void publish() {
-    if (sleeping_.load(std::memory_order_seq_cst)) wake();
+    if (sleeping()) wake();
   }
 
  private:
   void wait_for(std::uint32_t seen, const timespec* deadline, bool (*arrived)(const void*, bool),
                 const void* context);
 
+  void take_relay();
+
   std::atomic<std::uint32_t> word_{0};
-  std::atomic<bool> sleeping_{false};
+  // Whether the owner sleeps, and if so whether it takes a relay as it wakes.
+  enum : std::uint8_t { awake, asleep, asleep_taking_relay };
+  std::atomic<std::uint8_t> sleeping_{awake};
+  std::atomic<std::shared_ptr<wake_relay>> relay_;
   // The eventfd of wait_fds(): made at the owner's first wait on descriptors, written by wake()
   // only while `polling_` (so the other waits pay nothing for it).
   std::atomic<int> event_fd_{-1};

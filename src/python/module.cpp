@@ -129,29 +129,16 @@ py::object wait_notification(py::handle timeout_ms, py::handle = {}) {
   return value ? py::object(py::int_(*value)) : py::object(py::none());
 }
 
-// A broadcast runs without the GIL: the threads it wakes take the GIL and go on while it still
-// delivers, instead of all queuing up for it behind the loop. A single delivery keeps the GIL
-// (releasing and taking it back would cost more than the delivery).
-template <class Deliver>
-bool deliver(thread_id target, Deliver&& to_targets) {
-  if (target != broadcast) return to_targets();
-  gil_release released;
-  bool delivered = false;
-  try {
-    delivered = to_targets();
-  } catch (...) {
-    released.reacquire();
-    throw;
-  }
-  released.reacquire();
-  return delivered;
-}
-
+// A broadcast (id 0) keeps the GIL: the core's loop only delivers (a few hundred nanoseconds a
+// target) and wakes no thread before it is over (see core::wake_relay), so no woken thread waits
+// for the GIL behind it. Letting go of the GIL for the loop measured worse: the caller then has
+// to win the GIL back from the threads it just woke (3.7 µs a target at 1000 targets, against
+// 0.45 µs with the GIL kept).
 py::object notify_thread(py::handle id, py::handle value) {
   const auto target = to_thread_id(id, "notify");
   const auto checked =
       static_cast<std::uint32_t>(to_integer(value, "notify", "value", 1, 0xFFFFFFFFLL));
-  return py::bool_(deliver(target, [&] { return notify(target, checked); }));
+  return py::bool_(notify(target, checked));
 }
 
 py::object sendmsg(py::handle id, py::handle msg) {
@@ -159,7 +146,7 @@ py::object sendmsg(py::handle id, py::handle msg) {
   if (PyLong_Check(msg.ptr())) {
     const auto checked =
         static_cast<std::int64_t>(to_integer(msg, "sendmsg", "msg", LLONG_MIN, LLONG_MAX));
-    return py::bool_(deliver(target, [&] { return send_msg(target, checked); }));
+    return py::bool_(send_msg(target, checked));
   }
   if (!PyUnicode_Check(msg.ptr())) {
     raise(PyExc_TypeError, "sendmsg(): msg must be an int or a str, not " + type_name(msg));
@@ -171,7 +158,7 @@ py::object sendmsg(py::handle id, py::handle msg) {
                                 " bytes of UTF-8, longer than the maximum of " +
                                 std::to_string(max_message_length));
   }
-  return py::bool_(deliver(target, [&] { return send_msg(target, text); }));
+  return py::bool_(send_msg(target, text));
 }
 
 void sleep_for_python(std::optional<std::chrono::nanoseconds> duration) {
