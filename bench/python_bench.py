@@ -99,10 +99,10 @@ def msg_rtt_queue(n):
     return statistics.median(samples)
 
 
-def rtt_lock_handoff(n):
-    """Two raw locks passed back and forth: two GIL hand-offs a round trip, the floor for any
-    Python-level ping-pong."""
-    ping, pong = _thread.allocate_lock(), _thread.allocate_lock()
+def _lock_handoff(allocate, n):
+    """Two locks made by `allocate` passed back and forth between the caller and a thread of
+    CPython's _thread: two GIL hand-offs a round trip."""
+    ping, pong = allocate(), allocate()
     ping.acquire()
     pong.acquire()
     stop = []
@@ -130,6 +130,63 @@ def rtt_lock_handoff(n):
     ping.release()
     done.acquire()
     return statistics.median(samples)
+
+
+def rtt_lock_handoff(n):
+    """Two raw locks passed back and forth: two GIL hand-offs a round trip, the floor for any
+    Python-level ping-pong."""
+    return _lock_handoff(_thread.allocate_lock, n)
+
+
+# ---- mthread's lock beside CPython's ---------------------------------------------------------
+
+LOCK_BATCH = 1000
+
+
+def _lock_uncontended(allocate, n):
+    """acquire() + release() of a free lock, n times in batches (the loop's own cost is in both
+    sides of the ratio): ns a pair, median batch."""
+    lock = allocate()
+    acquire, release = lock.acquire, lock.release
+    samples = []
+    for _ in range(max(n // LOCK_BATCH, 1)):
+        start = now()
+        for _ in range(LOCK_BATCH):
+            acquire()
+            release()
+        samples.append((now() - start) / LOCK_BATCH)
+    return statistics.median(samples)
+
+
+def lock_uncontended_mthread(n):
+    return _lock_uncontended(mthread.allocate_lock, n)
+
+
+def lock_uncontended_cpython(n):
+    return _lock_uncontended(_thread.allocate_lock, n)
+
+
+def lock_handoff_mthread(n):
+    """rtt_lock_handoff with mthread's locks."""
+    return _lock_handoff(mthread.allocate_lock, n)
+
+
+# ---- kill latency where threads block (the rows of "What kill reaches") ----------------------
+
+REACH_ROWS_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests",
+                                 "python", "reach_rows.py")
+
+
+def reach_kill_latencies():
+    """One run of tests/python/reach_rows.py after mthread.install(), in a fresh process: for
+    each row, ns from kill() to the blocked thread's finally."""
+    done = subprocess.run([sys.executable, REACH_ROWS_SCRIPT, "install"], capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"reach_rows.py failed: {done.stderr[-2000:]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return {row: found["latency_ms"] * 1e6 for row, found in report["kill"].items()
+            if found["latency_ms"] is not None}
 
 
 # ---- notification round trip -----------------------------------------------------------------
@@ -585,6 +642,9 @@ FIGURES = {
     "msg_rtt_mthread": (msg_rtt_mthread, 4000, 100, "ns"),
     "msg_rtt_queue": (msg_rtt_queue, 4000, 100, "ns"),
     "rtt_lock_handoff": (rtt_lock_handoff, 4000, 100, "ns"),
+    "lock_handoff_mthread": (lock_handoff_mthread, 4000, 100, "ns"),
+    "lock_uncontended_mthread": (lock_uncontended_mthread, 200000, 2000, "ns"),
+    "lock_uncontended_cpython": (lock_uncontended_cpython, 200000, 2000, "ns"),
     "notify_rtt_mthread": (notify_rtt_mthread, 4000, 100, "ns"),
     "msg_rate_mthread": (msg_rate_mthread, 40000, 200, "msg/s"),
     "msg_rate_queue": (msg_rate_queue, 40000, 200, "msg/s"),
@@ -621,6 +681,8 @@ def main():
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--rss-runs", type=int, default=3)
+    parser.add_argument("--reach-runs", type=int, default=3,
+                        help="fresh processes measuring the kill latency of each blocking call")
     parser.add_argument("--smoke", action="store_true", help="tiny workloads, one repetition")
     parser.add_argument("--only", help="comma-separated figure names")
     parser.add_argument("--rss-child", choices=["mthread", "threading"], help=argparse.SUPPRESS)
@@ -661,6 +723,10 @@ def main():
         for _ in range(rss_runs):
             samples["rss_idle_mthread"].append(rss_in_fresh_process("mthread", rss_threads))
             samples["rss_idle_threading"].append(rss_in_fresh_process("threading", rss_threads))
+        for _ in range(1 if args.smoke else args.reach_runs):
+            for row, latency in reach_kill_latencies().items():
+                samples.setdefault(f"reach_kill_{row}", []).append(latency)
+                units[f"reach_kill_{row}"] = "ns"
 
     result = {"python": sys.version.split()[0], "executable": sys.executable,
               "figures": {name: {"median": statistics.median(values), "samples": values,

@@ -135,6 +135,30 @@ PYTHON_FIGURES = [
     ("py.kill_p99", "Python kill latency p99", "ns", "kill_latency_p99", None, "info", None),
     ("py.rss_idle_vs_threading", "Python RSS per idle thread vs threading.Thread", "bytes",
      "rss_idle_mthread", "rss_idle_threading", "max", 1.0),
+    ("py.lock_uncontended_vs_cpython", "Python lock acquire()+release(), uncontended: "
+     "mthread.allocate_lock() vs _thread.allocate_lock()", "ns",
+     "lock_uncontended_mthread", "lock_uncontended_cpython", "max", 1.1),
+    ("py.lock_handoff_vs_cpython", "Python lock hand-off round trip between two threads: "
+     "mthread's locks vs _thread's", "ns", "lock_handoff_mthread", "rtt_lock_handoff", "max", 1.1),
+] + [
+    # Kill latency in a managed thread blocked in each call of "What kill reaches"
+    # (docs/runner.md), after mthread.install(): kill() -> the thread's finally, median of the
+    # runs (a fresh process each).
+    (f"py.kill_in_{row}", f"Python kill latency, blocked in {call} (kill() → finally)", "ns",
+     f"reach_kill_{row}", None, "abs", 10e6)
+    for row, call in (
+        ("lock", "Lock.acquire()"), ("lock_timeout", "Lock.acquire(timeout=60)"),
+        ("rlock", "RLock.acquire()"), ("condition", "Condition.wait()"),
+        ("event", "Event.wait()"), ("semaphore", "Semaphore.acquire()"),
+        ("bounded_semaphore", "BoundedSemaphore.acquire()"), ("barrier", "Barrier.wait()"),
+        ("queue_get", "Queue.get()"), ("queue_put_full", "Queue.put() on a full queue"),
+        ("lifo_queue_get", "LifoQueue.get()"), ("simple_queue_get", "SimpleQueue.get()"),
+        ("thread_join", "Thread.join()"), ("time_sleep", "time.sleep()"),
+        ("select", "select.select()"), ("poll", "select.poll().poll()"),
+        ("socket_accept", "socket.accept()"), ("socket_recv", "socket.recv()"),
+        ("socket_recv_into", "socket.recv_into()"), ("socket_recvfrom", "socket.recvfrom()"),
+        ("socket_sendall", "socket.sendall() on a full buffer"),
+        ("socket_connect", "socket.connect() to a full backlog"))
 ]
 
 
