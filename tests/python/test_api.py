@@ -63,10 +63,16 @@ def test_thread_killed_is_a_system_exit():
     assert mthread.ThreadKilled.__doc__
 
 
-@pytest.mark.parametrize("name", ["allocate_lock", "get_native_id", "exit",
-                                  "interrupt_main", "LockType", "error", "TIMEOUT_MAX"])
+@pytest.mark.parametrize("name", ["get_native_id", "exit", "interrupt_main", "error",
+                                  "TIMEOUT_MAX"])
 def test_cpython_names_pass_through(name):
     assert getattr(mthread, name) is getattr(_thread, name)
+
+
+def test_the_lock_is_mthreads_own():
+    # CPython's lock behaviour, but its waits are mthread's (tests/python/test_lock.py).
+    assert isinstance(mthread.allocate_lock(), mthread.LockType)
+    assert mthread.LockType is not _thread.LockType
 
 
 def test_rest_of_cpython_thread_reachable():
