@@ -53,5 +53,19 @@ class kill_deferral {
   kill_deferral& operator=(const kill_deferral&) = delete;
 };
 
+// While one of these lives, a broadcast (send_msg or notify to 0) that wakes the calling thread
+// wakes the next of its targets only when this ends, instead of as the thread leaves its wait:
+// a binding whose threads run one at a time (an interpreter lock) sets one around a receive and
+// ends it once the thread holds that lock again, so that a broadcast wakes its threads as fast as
+// they can take the lock. Woken all at once, thousands of threads would only queue for the lock,
+// and every one of them would cost the CPUs while it waits.
+class paced_wakes {
+ public:
+  paced_wakes();
+  ~paced_wakes();
+  paced_wakes(const paced_wakes&) = delete;
+  paced_wakes& operator=(const paced_wakes&) = delete;
+};
+
 }  // namespace binding
 }  // namespace mthread

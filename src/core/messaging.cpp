@@ -6,6 +6,7 @@
 
 #include "core/control.hpp"
 #include "core/registry.hpp"
+#include "mthread/binding.hpp"
 
 namespace mthread {
 
@@ -166,6 +167,18 @@ message get_msg(std::chrono::milliseconds timeout) {
       });
   return m;
 }
+
+namespace binding {
+
+paced_wakes::paced_wakes() {
+  if (core::thread_record* self = registry::self()) self->park.pace_relays(true);
+}
+
+paced_wakes::~paced_wakes() {
+  if (core::thread_record* self = registry::self()) self->park.pace_relays(false);
+}
+
+}  // namespace binding
 
 bool repl_accept_msg() {
   return registry::instance().repl_accepts_messages.load();

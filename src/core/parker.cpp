@@ -70,6 +70,7 @@ parker::~parker() {
 }
 
 int parker::wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const timespec* deadline) {
+  pass_on_relay();  // as in wait_for
   int event_fd = event_fd_.load(std::memory_order_relaxed);
   if (event_fd < 0) {
     event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -117,6 +118,9 @@ int parker::wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const timesp
 
 void parker::wait_for(std::uint32_t seen, const timespec* deadline,
                       bool (*arrived)(const void*, bool), const void* context) {
+  // A held relay never waits while its holder does: the threads after it would wait too. (Only
+  // a pacing owner holds one, a binding's thread, never in the suspend signal's handler.)
+  pass_on_relay();
   // seq_cst: with the store to sleeping_ before the last look, the other half of the handshake
   // in wake() and publish().
   auto woken = [&](bool going_to_sleep) {
@@ -183,7 +187,20 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
 void parker::take_relay() {
   // Only if a waker left one: a plain load first keeps the common wake-up off the relay's lock.
   if (relay_.load(std::memory_order_seq_cst) == nullptr) return;
-  if (const std::shared_ptr<wake_relay> relay = relay_.exchange(nullptr)) relay->hand_on(relay, 2);
+  std::shared_ptr<wake_relay> relay = relay_.exchange(nullptr);
+  if (relay == nullptr) return;
+  if (pacing_ && held_relay_ == nullptr) {
+    held_relay_ = std::move(relay);
+    return;
+  }
+  relay->hand_on(relay, 2);
+}
+
+void parker::pass_on_relay() {
+  if (held_relay_ == nullptr) return;
+  const std::shared_ptr<wake_relay> relay = std::move(held_relay_);
+  held_relay_ = nullptr;
+  relay->hand_on(relay, 1);
 }
 
 bool parker::wake_relaying(const std::shared_ptr<wake_relay>& relay) {

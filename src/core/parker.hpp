@@ -96,6 +96,16 @@ class parker {
   // was awake, or holds another relay): the caller goes on with it.
   bool wake_relaying(const std::shared_ptr<wake_relay>& relay);
 
+  // The owner only. While on, a relay this parker's owner is handed waits until pace_relays(false)
+  // (or the owner's next wait) to go on, and then goes on to one thread, not two: a binding whose
+  // threads run one at a time (an interpreter lock) turns it on around a receive, so that a
+  // broadcast wakes its threads as fast as they take the lock, not all at once (thousands of
+  // threads woken together only queue for the lock, and every one of them costs the CPUs).
+  void pace_relays(bool on) {
+    pacing_ = on;
+    if (!on) pass_on_relay();
+  }
+
   // Whether wake() would make a system call: the owner sleeps.
   bool sleeping() const { return sleeping_.load(std::memory_order_seq_cst) != awake; }
 
@@ -113,12 +123,16 @@ class parker {
                 const void* context);
 
   void take_relay();
+  void pass_on_relay();
 
   std::atomic<std::uint32_t> word_{0};
   // Whether the owner sleeps, and if so whether it takes a relay as it wakes.
   enum : std::uint8_t { awake, asleep, asleep_taking_relay };
   std::atomic<std::uint8_t> sleeping_{awake};
   std::atomic<std::shared_ptr<wake_relay>> relay_;
+  // The owner's: whether relays are paced, and the one it holds meanwhile.
+  bool pacing_ = false;
+  std::shared_ptr<wake_relay> held_relay_;
   // The eventfd of wait_fds(): made at the owner's first wait on descriptors, written by wake()
   // only while `polling_` (so the other waits pay nothing for it).
   std::atomic<int> event_fd_{-1};

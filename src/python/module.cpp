@@ -104,6 +104,8 @@ py::object getmsg(py::handle timeout_ms, py::handle = {}) {
   }
   // A message already there costs no GIL hand-off.
   if (message ready = get_msg(); ready.type != msg_type::none) return message_tuple(ready);
+  // A broadcast that wakes this thread wakes the next one once this one holds the GIL again.
+  const binding::paced_wakes paced;
   const auto received = wait_without_gil<message>(timeout, [](std::chrono::nanoseconds slice) {
     message m = get_msg(std::chrono::ceil<std::chrono::milliseconds>(slice));
     return m.type == msg_type::none ? std::nullopt : std::optional<message>(std::move(m));
@@ -123,6 +125,7 @@ py::object wait_notification(py::handle timeout_ms, py::handle = {}) {
   }
   // A notification already there costs no GIL hand-off.
   if (const std::uint32_t pending = get_notification(); pending != 0) return py::int_(pending);
+  const binding::paced_wakes paced;  // as in getmsg
   const auto value = wait_without_gil<std::uint32_t>(timeout, [](std::chrono::nanoseconds slice) {
     return mthread::wait(std::chrono::ceil<std::chrono::milliseconds>(slice));
   });
@@ -130,10 +133,10 @@ py::object wait_notification(py::handle timeout_ms, py::handle = {}) {
 }
 
 // A broadcast (id 0) keeps the GIL: the core's loop only delivers (a few hundred nanoseconds a
-// target) and wakes no thread before it is over (see core::wake_relay), so no woken thread waits
-// for the GIL behind it. Letting go of the GIL for the loop measured worse: the caller then has
-// to win the GIL back from the threads it just woke (3.7 µs a target at 1000 targets, against
-// 0.45 µs with the GIL kept).
+// target) and wakes no thread before it is over (see core::wake_relay and getmsg's
+// paced_wakes), so no woken thread waits for the GIL behind it. Letting go of the GIL for the loop
+// measured worse: the caller then has to win the GIL back from the threads it just woke (3.7 µs a
+// target at 1000 targets, against 0.45 µs with the GIL kept).
 py::object notify_thread(py::handle id, py::handle value) {
   const auto target = to_thread_id(id, "notify");
   const auto checked =
