@@ -7,7 +7,8 @@ JOBS        ?= $(shell nproc)
 VENV        := .venv
 DEBIAN_PACKAGES := build-essential cmake git libgtest-dev libgmock-dev libbenchmark-dev \
   pybind11-dev python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
-  python3-pytest python3-pytest-timeout python3-hypothesis python3-pexpect clang-format
+  python3-pytest python3-pytest-timeout python3-hypothesis python3-pexpect clang-format \
+  python3-matplotlib
 
 .PHONY: all deps build venv test test-pythons demo bench format clean
 

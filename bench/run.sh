@@ -61,7 +61,8 @@ if [ "$do_build" = 1 ]; then
     "${configure[@]}" -DMTHREAD_BUILD_PYTHON=OFF >/dev/null
   fi
   rm -f "$build_dir.configure.log"
-  cmake --build "$build_dir" -j "$(nproc)" --target messaging_bench lifecycle_bench >/dev/null
+  cmake --build "$build_dir" -j "$(nproc)" --target messaging_bench lifecycle_bench scale_bench \
+    >/dev/null
   if ! cmake --build "$build_dir" -j "$(nproc)" --target _mthread >/dev/null 2>&1; then
     echo "   (the Python module did not build: Python figures skipped)"
   fi
@@ -114,7 +115,7 @@ if [ "$do_build" = 1 ]; then
 fi
 
 bin="$build_dir/bench"
-for program in messaging_bench lifecycle_bench; do
+for program in messaging_bench lifecycle_bench scale_bench; do
   if [ ! -x "$bin/$program" ]; then
     echo "bench/run.sh: $bin/$program is not built (configure with -DMTHREAD_BUILD_BENCH=ON)" >&2
     exit 1
@@ -179,6 +180,28 @@ for entry in "${other_pythons[@]}"; do
     --json "$results/python-$abi.json" --reps "$reps" --rss-runs "$rss_runs"
 done
 
+# Scale: each operation's cost per thread at N = 10 .. 10000 threads beside the peer, and
+# broadcasts to 1000 and 4000 threads; a table and a plot (bench/plot_scale.py).
+scale_reps="${MTHREAD_BENCH_SCALE_REPS:-3}"
+scale_ns=10,100,1000,10000
+scale_out="$root/bench/results/scale"
+if [ -n "$smoke" ]; then
+  scale_reps=1
+  scale_ns=5,20
+  scale_out="$results/scale"
+fi
+run "C++ scale (N = $scale_ns; $scale_reps runs)" \
+  "$bin/scale_bench" --ns "$scale_ns" --reps "$scale_reps" --json "$results/scale-cpp.json"
+if [ -n "$py_module" ]; then
+  scale_args=(--ns "$scale_ns" --reps "$scale_reps" --json "$results/scale-python.json")
+  [ -n "$smoke" ] && scale_args+=(--smoke)
+  run "Python scale (N = $scale_ns, broadcasts; $scale_reps runs)" \
+    env PYTHONPATH="$build_dir/python" "$python" "$here/scale.py" "${scale_args[@]}"
+fi
+"$python" "$here/plot_scale.py" --cpp "$results/scale-cpp.json" \
+  --python "$results/scale-python.json" --md "$scale_out.md" --png "$scale_out.png" \
+  >"$results/scale-table.txt"
+
 echo
 report=("$python" "$here/report.py" "$results" --out "$out"
         --note "load average at the start: $load_at_start")
@@ -189,5 +212,7 @@ if [ -n "$smoke" ]; then
 else
   "${report[@]}"
   echo
-  echo "written: bench/results/latest.json, bench/results/latest.md"
+  cat "$results/scale-table.txt"
+  echo
+  echo "written: bench/results/latest.json, bench/results/latest.md, bench/results/scale.{md,png}"
 fi
