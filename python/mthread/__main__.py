@@ -122,6 +122,11 @@ def enter_repl():
         return
     sys.__interactivehook__ = _start_repl_hook(getattr(sys, "__interactivehook__", None))
     os.environ["PYTHONINSPECT"] = "1"
+    # CPython 3.13's new REPL draws its own line, without GNU readline: mthread's display could
+    # show messages but not redraw the prompt and the text typed. Its basic REPL is the readline
+    # one of 3.11 and 3.12 (python reads the variable once this module returns).
+    if sys.version_info >= (3, 13):
+        os.environ.setdefault("PYTHON_BASIC_REPL", "1")
 
 
 def print_banner():
@@ -252,8 +257,16 @@ def run_command(command, args, inspect):
     sys.path[0] = ""
     module = fresh_main()
     code = compile_or_report(command, "<string>", inspect)
-    if code is not None:
-        run_code(code, module.__dict__, inspect)
+    if code is None:
+        return
+    if sys.version_info >= (3, 13):
+        # From 3.13 python keeps CODE's text for its tracebacks, which then show its lines. An
+        # entry without a modification time is never dropped by linecache.checkcache().
+        import linecache
+
+        lines = [line + "\n" for line in command.splitlines()]
+        linecache.cache["<string>"] = (len(command), None, lines, "<string>")
+    run_code(code, module.__dict__, inspect)
 
 
 def run_module(name, args, inspect):

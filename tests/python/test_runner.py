@@ -116,7 +116,7 @@ def test_underscore_thread_is_mthread_and_threading_keeps_cpython(tmp_path):
     script = write(tmp_path / "dev.py", """\
         import _thread, mthread, threading, sys
         assert _thread is mthread and sys.modules['_thread'] is mthread
-        assert threading._start_new_thread is not mthread.start_new_thread
+        assert threading.get_ident.__self__ is not mthread  # threading kept CPython's _thread
         out = []
         t = threading.Thread(target=out.append, args=(1,)); t.start(); t.join()
         done = _thread.allocate_lock(); done.acquire()
@@ -249,7 +249,7 @@ PLAIN_IMPORT = textwrap.dedent("""\
     mthread.install()
     import _thread, utime, threading
     assert _thread is mthread and utime is mthread.utime
-    assert threading._start_new_thread is thread_module.start_new_thread
+    assert threading.get_ident.__self__ is thread_module  # threading kept CPython's _thread
     assert time.sleep_ms is utime.sleep_ms and time.ticks_add is utime.ticks_add
     sleep = time.sleep
     mthread.install()
