@@ -18,6 +18,7 @@
 #                 Each run reinstalls from the checkout as it is now: a second one only
 #                 recompiles what changed (a few seconds an interpreter).
 #   -- ARGS       pytest arguments instead of the whole suite, e.g. -- tests/python/test_api.py
+#   MTHREAD_PYTHONS_TIMEOUT  seconds one interpreter's run may take (default 1200)
 #
 # Prints one line per interpreter (passed, failed, skipped, times); exits non-zero when one
 # failed to build or to pass.
@@ -41,7 +42,7 @@ while [ $# -gt 0 ]; do
     --setup-only) setup_only=1 ;;
     --dir) dir="$2"; shift ;;
     --) shift; pytest_args=("$@"); break ;;
-    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_pythons.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     *) pythons+=("$1") ;;
   esac
@@ -231,10 +232,12 @@ for entry in "${ready[@]}"; do
   rm -f "$dir/$abi/junit.xml"
   start=$SECONDS
   status=0
-  # The suite's own timeouts end a stuck test after 120 s; the outer one ends a stuck run.
+  # The suite's own timeouts end a stuck test after 120 s (pytest-timeout's signal, which a
+  # thread stuck in C never sees); the outer one ends a stuck run, faulthandler (on in
+  # pytest) writing every thread's stack to the log. A whole run takes 3-7 minutes.
   # Debian's pytest 7.2 uses ast names that 3.12 deprecates: its own warnings are not ours.
   (cd "$root" && env -u PYTHONPATH PYTHONPYCACHEPREFIX="$dir/$abi/pycache" \
-     MTHREAD_TEST_PYTHON="$venv_python" timeout --signal=ABRT 3600 \
+     MTHREAD_TEST_PYTHON="$venv_python" timeout --signal=ABRT "${MTHREAD_PYTHONS_TIMEOUT:-1200}" \
      "$venv_python" -m pytest -q -p no:cacheprovider --timeout=120 \
      -W ignore::DeprecationWarning:_pytest.assertion.rewrite \
      --junitxml="$dir/$abi/junit.xml" "${pytest_args[@]}" >"$dir/$abi/pytest.log" 2>&1) ||
@@ -255,6 +258,13 @@ if total["skipped"]:
 print(line)
 EOF
 )"
+  if [ "$counts" = "no results" ]; then
+    # Stopped: name the test the main thread was in, from faulthandler's dump.
+    hung="$(awk '/^(Current thread|Thread 0x)/ { main = /^Current/ } main && /tests\/python\/test_/ {
+                   sub(/.*tests\/python\//, ""); gsub(/", line [0-9]+ in /, "::"); print; exit }' \
+            "$dir/$abi/pytest.log")"
+    counts="stopped, no results${hung:+ (hung in ${hung})}"
+  fi
   line="$abi $version: $counts in $seconds s (pip install $build_seconds s) [$python]"
   if [ "$status" != 0 ]; then
     line="$line: FAILED (pytest exit $status)"
