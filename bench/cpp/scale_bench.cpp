@@ -11,9 +11,12 @@
 // suspend, resume, kill (the peer: a stop request through each thread's mailbox), join (until
 // TERMINATED / std::thread::join), rss (resident memory after the start, less before).
 //
-// A figure is the phase's wall time divided by N (the mean over the N threads), in-process;
-// of the runs, the median. Between phases the threads settle outside the timed part.
+// A figure is the phase's wall time divided by N (the mean over the N threads), in-process (each
+// side in a fresh process of its own); of the runs, the median. Between phases the threads settle
+// outside the timed part.
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -257,6 +260,39 @@ std::vector<std::size_t> parse_list(const std::string& text) {
   return values;
 }
 
+// Runs `body` in a forked child (this process has started no thread yet) and returns the text
+// it returned; empty if the child failed.
+std::string in_child_process(const std::function<std::string()>& body) {
+  char path[] = "/tmp/mthread-scale-bench-XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) return {};
+  close(fd);
+  std::fflush(stdout);
+  const pid_t child = fork();
+  if (child == 0) {
+    int code = 0;
+    try {
+      std::ofstream(path) << body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "scale_bench: %s\n", e.what());
+      code = 1;
+    }
+    std::fflush(stdout);
+    std::_Exit(code);  // the threads of the side are gone; skip static destructors
+  }
+  int status = 0;
+  if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0) {
+    unlink(path);
+    return {};
+  }
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  unlink(path);
+  return text.str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -287,33 +323,47 @@ int main(int argc, char** argv) {
       {"mthread", run_mthread}, {"std", run_std}};
   bool first_side = true;
   for (const auto& [side, run] : sides) {
-    json << (first_side ? "" : ", ") << "\"" << side << "\": {";
+    json << (first_side ? "" : ", ") << "\"" << side << "\": ";
     first_side = false;
-    bool first_n = true;
-    for (const std::size_t n : ns) {
-      std::map<std::string, std::vector<double>> samples;
-      for (int r = 0; r < reps; ++r) {
-        for (const auto& [phase, total] : run(n))
-          samples[phase].push_back(total / static_cast<double>(n));
+    // Each side in a process of its own: what one side leaves behind (the heap's arenas, the
+    // kernel's futex hash table, which mthread grows with its thread count) must not help or
+    // hinder the other.
+    const std::string fragment = in_child_process([&, &run = run, &side = side] {
+      std::ostringstream out;
+      out << "{";
+      bool first_n = true;
+      for (const std::size_t n : ns) {
+        std::map<std::string, std::vector<double>> samples;
+        for (int r = 0; r < reps; ++r) {
+          for (const auto& [phase, total] : run(n)) {
+            samples[phase].push_back(total / static_cast<double>(n));
+          }
+        }
+        out << (first_n ? "" : ", ") << "\"" << n << "\": {";
+        first_n = false;
+        std::printf("%-7s N=%5zu:", side.c_str(), n);
+        bool first_phase = true;
+        for (const auto& [phase, values] : samples) {
+          double mean = 0;
+          for (const double v : values) mean += v / static_cast<double>(values.size());
+          const double median = bench::median(values);
+          out << (first_phase ? "" : ", ") << "\"" << phase << "\": {\"median\": " << median
+              << ", \"mean\": " << mean << "}";
+          first_phase = false;
+          std::printf(" %s=%.2f", phase.c_str(), median / 1000);
+        }
+        out << "}";
+        std::printf(" (µs a thread; rss: kB)\n");
+        std::fflush(stdout);
       }
-      json << (first_n ? "" : ", ") << "\"" << n << "\": {";
-      first_n = false;
-      std::printf("%-7s N=%5zu:", side.c_str(), n);
-      bool first_phase = true;
-      for (const auto& [phase, values] : samples) {
-        double mean = 0;
-        for (const double v : values) mean += v / static_cast<double>(values.size());
-        const double median = bench::median(values);
-        json << (first_phase ? "" : ", ") << "\"" << phase << "\": {\"median\": " << median
-             << ", \"mean\": " << mean << "}";
-        first_phase = false;
-        std::printf(" %s=%.2f", phase.c_str(), median / 1000);
-      }
-      json << "}";
-      std::printf(" (µs a thread; rss: kB)\n");
-      std::fflush(stdout);
+      out << "}";
+      return out.str();
+    });
+    if (fragment.empty()) {
+      std::fprintf(stderr, "scale_bench: the %s side failed\n", side.c_str());
+      return 1;
     }
-    json << "}";
+    json << fragment;
   }
   json << "}}\n";
   if (!json_path.empty()) std::ofstream(json_path) << json.str();

@@ -62,7 +62,7 @@ void registry::set_self(thread_record* record) {
   current = record;
 }
 
-void registry::add(record_ptr record) {
+std::size_t registry::add(record_ptr record) {
   std::lock_guard guard(lock_);
   if (threads_.size() - 1 >= limit_) {
     throw error("mthread: cannot start thread \"" + record->name + "\": the limit of " +
@@ -71,6 +71,7 @@ void registry::add(record_ptr record) {
                 "MTHREAD_MAX_THREADS or the CMake option MTHREAD_MAX_THREADS)");
   }
   threads_.emplace(record->id, std::move(record));
+  return threads_.size();
 }
 
 record_ptr registry::remove(thread_id id) {

@@ -29,8 +29,9 @@ class registry {
   thread_id next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
   std::size_t limit() const { return limit_; }
 
-  // Adds a started thread's record; throws mthread::error when the limit is reached.
-  void add(record_ptr record);
+  // Adds a started thread's record and returns how many threads are alive (the main one
+  // included); throws mthread::error when the limit is reached.
+  std::size_t add(record_ptr record);
   record_ptr remove(thread_id id);
   // The name of a thread that is alive or among the last `names_kept` that ended: a message
   // outlives its sender, and whoever shows it wants the sender's name.
