@@ -2,10 +2,13 @@
 //
 // A blocked thread waits on a parker of its own — its record's in a thread mthread knows (so
 // kill, suspend and resume wake it), a thread-local one elsewhere — after putting a waiter on
-// the object's list. Whoever wakes it takes the waiter off the list, marks it and publishes to
-// its parker, all under the list's guard: a waiter that leaves (woken, timed out, killed) takes
-// the guard once too, so no waker ever touches a waiter or a parker that is gone.
+// the object's list. Whoever wakes it takes the waiter off the list and marks it `signalled`
+// under the list's guard, then, with the guard let go (a woken thread must not find it held
+// and sleep on it), publishes to its parker and marks it `released`: the waiter leaves only once
+// it is released, so no waker ever touches a waiter or a parker that is gone.
 #include "mthread/sync.hpp"
+
+#include <sched.h>
 
 #include <cerrno>
 #include <optional>
@@ -21,9 +24,11 @@ namespace detail {
 struct sync_waiter {
   sync_waiter* prev = nullptr;
   sync_waiter* next = nullptr;
+  sync_waiter* woken_next = nullptr;  // the chain of waiters one notify_all() wakes
   core::parker* park = nullptr;
   std::atomic<bool> signalled{false};
-  bool queued = false;  // under the list's guard
+  std::atomic<bool> released{false};  // the waker is done with this waiter
+  bool queued = false;                // under the list's guard
 };
 
 }  // namespace detail
@@ -55,15 +60,33 @@ void remove(waiter_list& list, sync_waiter& waiter) {
   waiter.queued = false;
 }
 
-// Takes the first waiter off the list and wakes it; false if there was none.
-bool signal_first(waiter_list& list) {
+// Under the guard: takes the first waiter off the list and marks it signalled; nullptr if there
+// was none. Wake it with wake() once the guard is let go.
+sync_waiter* take_first(waiter_list& list) {
   sync_waiter* first = list.head;
-  if (first == nullptr) return false;
+  if (first == nullptr) return nullptr;
   remove(list, *first);
   // seq_cst: the parker's handshake (see parker::publish).
   first->signalled.store(true, std::memory_order_seq_cst);
-  first->park->publish();
-  return true;
+  return first;
+}
+
+// Wakes a chain of waiters taken with take_first(), with no guard held.
+void wake(sync_waiter* waiter) {
+  while (waiter != nullptr) {
+    sync_waiter* next = waiter->woken_next;  // read before the waiter may leave
+    waiter->park->publish();
+    waiter->released.store(true, std::memory_order_release);
+    waiter = next;
+  }
+}
+
+// For a waiter that was signalled: returns once its waker is done with it (a few instructions
+// and at most one system call away).
+void wait_released(const sync_waiter& waiter) {
+  for (unsigned spins = 0; !waiter.released.load(std::memory_order_acquire); ++spins) {
+    if (spins > 100) sched_yield();
+  }
 }
 
 enum class wait_end { signalled, timed_out, suspended };
@@ -86,11 +109,18 @@ wait_end wait_for_signal(core::thread_record* self, sync_waiter& waiter, const t
   }
 }
 
-// Takes the waiter off the list if no waker did; true if a waker did (it was signalled).
+// Takes the waiter off the list if no waker did; true if a waker did (it was signalled). Either
+// way no waker touches it any more once this returns.
 bool leave(waiter_list& list, sync_waiter& waiter) {
-  std::lock_guard guard(list.guard);
-  if (waiter.queued) remove(list, waiter);
-  return waiter.signalled.load(std::memory_order_relaxed);
+  if (!waiter.signalled.load(std::memory_order_acquire)) {
+    std::lock_guard guard(list.guard);
+    if (waiter.queued) {
+      remove(list, waiter);
+      return false;
+    }
+  }
+  wait_released(waiter);
+  return true;
 }
 
 // While one lives, kill does not interrupt the calling thread's waits (the re-lock of a
@@ -160,39 +190,58 @@ void mutex::unlock() {
 
 bool mutex::unlock_slow() noexcept {
   const core::core_section section;  // a suspend must not park this thread holding the guard
-  std::lock_guard guard(waiters_.guard);
-  std::uint32_t state = state_.load(std::memory_order_relaxed);
-  if ((state & locked_bit) == 0) return false;
-  // Only this thread changes state_ now: no one can lock it, and waiters_bit changes under the
-  // guard. Unlock first, then wake the first waiter (it tries again; a thread arriving meanwhile
-  // may get the mutex first, as with CPython's lock).
-  state_.store(waiters_.head != nullptr && waiters_.head->next != nullptr ? waiters_bit : 0,
-               std::memory_order_release);
-  signal_first(waiters_);
+  sync_waiter* woken = nullptr;
+  {
+    std::lock_guard guard(waiters_.guard);
+    const std::uint32_t state = state_.load(std::memory_order_relaxed);
+    if ((state & locked_bit) == 0) return false;
+    // Only this thread changes state_ now: no one can lock it, and waiters_bit changes under
+    // the guard. Unlock first, then wake the first waiter (it tries again; a thread arriving
+    // meanwhile may get the mutex first, as with CPython's lock).
+    state_.store(waiters_.head != nullptr && waiters_.head->next != nullptr ? waiters_bit : 0,
+                 std::memory_order_release);
+    woken = take_first(waiters_);
+  }
+  wake(woken);
   return true;
 }
 
 void mutex::wake_next_if_free() noexcept {
   const core::core_section section;
-  std::lock_guard guard(waiters_.guard);
-  if ((state_.load(std::memory_order_acquire) & locked_bit) != 0) return;
-  signal_first(waiters_);
-  if (waiters_.head == nullptr) state_.fetch_and(~waiters_bit, std::memory_order_relaxed);
+  sync_waiter* woken = nullptr;
+  {
+    std::lock_guard guard(waiters_.guard);
+    if ((state_.load(std::memory_order_acquire) & locked_bit) != 0) return;
+    woken = take_first(waiters_);
+    if (waiters_.head == nullptr) state_.fetch_and(~waiters_bit, std::memory_order_relaxed);
+  }
+  wake(woken);
 }
 
 // --- condition_variable ----------------------------------------------------------------------
 
 void condition_variable::notify_one() noexcept {
   const core::core_section section;
-  std::lock_guard guard(waiters_.guard);
-  signal_first(waiters_);
+  sync_waiter* woken = nullptr;
+  {
+    std::lock_guard guard(waiters_.guard);
+    woken = take_first(waiters_);
+  }
+  wake(woken);
 }
 
 void condition_variable::notify_all() noexcept {
   const core::core_section section;
-  std::lock_guard guard(waiters_.guard);
-  while (signal_first(waiters_)) {
+  sync_waiter* woken = nullptr;
+  {
+    std::lock_guard guard(waiters_.guard);
+    sync_waiter** tail = &woken;
+    while (sync_waiter* next = take_first(waiters_)) {
+      *tail = next;
+      tail = &next->woken_next;
+    }
   }
+  wake(woken);
 }
 
 bool condition_variable::wait_ns(std::unique_lock<mutex>& lock, std::int64_t timeout_ns) {
