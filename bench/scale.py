@@ -23,7 +23,8 @@ waits, and every operation is applied to all N of them, one phase after another:
     rss      resident memory after the start, less before, per thread (idle threads)
 
 A figure is the phase's wall time divided by N (a mean over the N threads: periodic costs, a
-garbage collection or a slow wake-up, are in it), in-process, and of R such runs the median.
+garbage collection or a slow wake-up, are in it), in-process (each side, and each kind of
+broadcast below, in a fresh process of its own), and of R such runs the median.
 Between phases the threads are let settle (every mthread thread WAITING; the same time given to
 threading's), outside the timed part.
 
@@ -40,7 +41,9 @@ import json
 import os
 import queue
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -375,6 +378,46 @@ def broadcast_run(kind, n):
 BROADCAST_KINDS = ["single", "broadcast", "threading_put", "notify_single", "notify_broadcast"]
 
 
+def measure_side(side, ns, reps):
+    result = {}
+    for n in ns:
+        runs = [scale_run(side, n) for _ in range(reps)]
+        row = {phase: statistics.median(r[phase] for r in runs) for phase in runs[0]}
+        row_mean = {phase: statistics.mean(r[phase] for r in runs) for phase in runs[0]}
+        result[str(n)] = {"median": row, "mean": row_mean}
+        print(f"{side.name:9} N={n:5}: " +
+              " ".join(f"{p}={row[p] / 1000:.1f}" for p in PHASES if p in row) +
+              " (µs a thread; rss bytes)", flush=True)
+    return result
+
+
+def measure_broadcast(kind, bns, reps):
+    result = {}
+    for n in bns:
+        runs = [broadcast_run(kind, n) for _ in range(reps)]
+        result[str(n)] = {
+            "call_median": statistics.median(r[0] for r in runs),
+            "call_mean": statistics.mean(r[0] for r in runs),
+            "done_median": statistics.median(r[1] for r in runs),
+            "done_mean": statistics.mean(r[1] for r in runs),
+        }
+        print(f"broadcast N={n:5} {kind:17}: call {result[str(n)]['call_median'] / 1000:.2f}"
+              f" µs, done {result[str(n)]['done_median'] / 1000:.2f} µs a target", flush=True)
+    return result
+
+
+def in_fresh_process(args, what):
+    """Runs this script for one side or one kind of broadcast in a process of its own: what one
+    leaves behind (the allocator's arenas, the kernel's futex table, which mthread grows with its
+    thread count) must not help or hinder the other."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([sys.executable, os.path.abspath(__file__), *what, "--ns", args.ns,
+                        "--broadcast-ns", args.broadcast_ns, "--reps", str(args.reps),
+                        "--json", out.name], check=True)
+        with open(out.name) as f:
+            return json.load(f)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -384,41 +427,31 @@ def main():
     parser.add_argument("--reps", type=int, default=3, help="runs of each N (median reported)")
     parser.add_argument("--smoke", action="store_true", help="tiny N, one run")
     parser.add_argument("--only", choices=["scale", "broadcast"])
+    sides = {side.name: side for side in (MthreadSide, ThreadingSide)}
+    parser.add_argument("--side", choices=sorted(sides), help=argparse.SUPPRESS)
+    parser.add_argument("--kind", choices=BROADCAST_KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:
         args.ns, args.broadcast_ns, args.reps = "5,20", "20", 1
     ns = [int(x) for x in args.ns.split(",") if x]
     bns = [int(x) for x in args.broadcast_ns.split(",") if x]
+    if args.side or args.kind:  # one part, in this process
+        part = (measure_side(sides[args.side], ns, args.reps) if args.side
+                else measure_broadcast(args.kind, bns, args.reps))
+        with open(args.json, "w") as f:
+            json.dump(part, f)
+        return
     result = {"python": sys.version.split()[0], "ns": ns, "broadcast_ns": bns, "reps": args.reps,
               "method": "per thread: a phase's wall time / N (mean over the N threads), "
-                        "in-process; median of the runs",
+                        "in-process, each side in a fresh process of its own; median of the runs",
               "scale": {}, "broadcast": {}}
     if args.only != "broadcast":
-        for side in (MthreadSide, ThreadingSide):
-            result["scale"][side.name] = {}
-            for n in ns:
-                runs = [scale_run(side, n) for _ in range(args.reps)]
-                row = {phase: statistics.median(r[phase] for r in runs)
-                       for phase in runs[0]}
-                row_mean = {phase: statistics.mean(r[phase] for r in runs) for phase in runs[0]}
-                result["scale"][side.name][str(n)] = {"median": row, "mean": row_mean}
-                print(f"{side.name:9} N={n:5}: " +
-                      " ".join(f"{p}={row[p] / 1000:.1f}" for p in PHASES if p in row) +
-                      " (µs a thread; rss bytes)", flush=True)
+        for name in sides:
+            result["scale"][name] = in_fresh_process(args, ["--side", name])
     if args.only != "scale":
-        for n in bns:
-            entry = {}
-            for kind in BROADCAST_KINDS:
-                runs = [broadcast_run(kind, n) for _ in range(args.reps)]
-                entry[kind] = {
-                    "call_median": statistics.median(r[0] for r in runs),
-                    "call_mean": statistics.mean(r[0] for r in runs),
-                    "done_median": statistics.median(r[1] for r in runs),
-                    "done_mean": statistics.mean(r[1] for r in runs),
-                }
-                print(f"broadcast N={n:5} {kind:17}: call {entry[kind]['call_median'] / 1000:.2f}"
-                      f" µs, done {entry[kind]['done_median'] / 1000:.2f} µs a target", flush=True)
-            result["broadcast"][str(n)] = entry
+        for kind in BROADCAST_KINDS:
+            for n, figures in in_fresh_process(args, ["--kind", kind]).items():
+                result["broadcast"].setdefault(n, {})[kind] = figures
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
