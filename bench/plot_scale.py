@@ -25,7 +25,8 @@ OPERATIONS = [
     ("suspend", "suspend", 1e3, "µs"),
     ("resume", "resume", 1e3, "µs"),
     ("kill", "kill", 1e3, "µs"),
-    ("join", "join (until gone)", 1e3, "µs"),
+    ("join", "join, after the kills (until gone)", 1e3, "µs"),
+    ("end", "kill + join", 1e3, "µs"),
     ("rss", "RSS of an idle thread", 1024, "KiB"),
 ]
 GROWTH_LIMIT = 1.5  # from 100 to 10000 threads
@@ -36,11 +37,11 @@ PEERS = {
 }
 
 PEER_METHOD = {
-    "cpp": "the peer: a std::thread blocked on its own mutex + condition variable mailbox "
+    "cpp": "The peer: a std::thread blocked on its own mutex + condition variable mailbox "
            "(send, broadcast as N pushes, kill as a stop request), its own slot (notify), one "
            "shared condition variable's notify_all (broadcast notification), std::thread::join; "
            "std::thread has no list, status, suspend or resume",
-    "python": "the peer: a threading.Thread blocked on its own queue.Queue (send, broadcast as N "
+    "python": "The peer: a threading.Thread blocked on its own queue.Queue (send, broadcast as N "
               "puts, kill as a stop item), its own threading.Event (notify), one shared Event "
               "(broadcast notification), threading.enumerate() (list), is_alive() (status), "
               "Thread.join(); threading has no suspend or resume",
@@ -55,9 +56,14 @@ def load(path):
 
 
 def value(entry, key, how="median"):
-    """A figure from either format: C++ {"op": {"median":..}} or Python {"median": {"op":..}}."""
+    """A figure from either format: C++ {"op": {"median":..}} or Python {"median": {"op":..}}.
+    "end" is kill + join: the kills' threads end while the kill loop still runs, so the join
+    phase alone shows only what was left."""
     if entry is None:
         return None
+    if key == "end":
+        kill, join = value(entry, "kill", how), value(entry, "join", how)
+        return kill + join if kill is not None and join is not None else None
     if "median" in entry and isinstance(entry["median"], dict):
         return entry[how].get(key)
     item = entry.get(key)
@@ -94,7 +100,9 @@ def scale_table(face, data):
                 cell += f" / {fmt(b, divisor)}"
             cells.append(cell)
         row = f"| {label} ({unit}) | " + " | ".join(cells)
-        if growth:
+        if growth and key == "join":
+            row += " | — (see kill + join) |"
+        elif growth:
             a100 = value(scale[ours].get("100"), key)
             a10k = value(scale[ours].get("10000"), key)
             if a100 and a10k:
@@ -157,9 +165,9 @@ def plot(faces, png):
               file=sys.stderr)
         return False
     ops = OPERATIONS
-    cols = 4
+    cols = 5
     rows = (len(ops) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows))
     styles = {
         ("cpp", "ours"): dict(color="tab:blue", marker="o", label="C++ mthread"),
         ("cpp", "peer"): dict(color="tab:blue", marker="x", linestyle="--",

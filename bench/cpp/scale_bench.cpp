@@ -317,8 +317,8 @@ int main(int argc, char** argv) {
   }
   std::ostringstream json;
   json << "{\"method\": \"per thread: a phase's wall time / N (mean over the N threads), "
-          "in-process; median of "
-       << reps << " runs\", \"scale\": {";
+          "in-process, each side in a fresh process of its own; median of "
+       << reps << " runs\", \"reps\": " << reps << ", \"scale\": {";
   const std::vector<std::pair<std::string, std::function<figures(std::size_t)>>> sides{
       {"mthread", run_mthread}, {"std", run_std}};
   bool first_side = true;
