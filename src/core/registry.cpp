@@ -48,6 +48,8 @@ registry::registry() : limit_(limit_from_environment()) {
                                           default_mailbox_depth);
   main_->os_tid.store(getpid(), std::memory_order_relaxed);
   threads_.emplace(main_->id, main_);
+  // The thread that forks is the child's main thread: it asks again there.
+  pthread_atfork(nullptr, nullptr, [] { main_checked = false; });
 }
 
 thread_record* registry::self() {
