@@ -397,9 +397,9 @@ def _others_rate(n, while_running=None):
 
 def _stamping_loop(slot):
     """A suspendable pure-Python loop that writes the time of each iteration to slot[0];
-    slot[1] is its CPython thread id (for its CPU clock)."""
+    slot[1] is its (CPython thread id, kernel thread id), for its CPU clock and /proc."""
     mthread.allowsuspend(True)
-    slot[1] = threading.get_ident()
+    slot[1] = (threading.get_ident(), threading.get_native_id())
     clock = now
     while True:
         slot[0] = clock()
@@ -425,17 +425,25 @@ def _wait_stamping(slot):
 PARKED_WINDOW_S = 0.002
 
 
+def _asleep(native_id):
+    """Whether the kernel has the thread asleep (not running, not waiting for a core)."""
+    with open(f"/proc/self/task/{native_id}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
 def _wait_parked(slot):
     """Until the loop is parked: for PARKED_WINDOW_S with the GIL free (the caller sleeps), its
-    stamp stands still and its CPU clock advances by less than a tenth of the window. Returns its
-    last stamp: the time of the last iteration it ran."""
-    cpu_clock = time.pthread_getcpuclockid(slot[1])
+    stamp stands still and its CPU clock advances by less than a tenth of the window, and the
+    kernel has it asleep (on a busy machine a thread that waits for a core would pass the first
+    two). Returns its last stamp: the time of the last iteration it ran."""
+    cpu_clock = time.pthread_getcpuclockid(slot[1][0])
     deadline = time.monotonic() + PATIENCE_MS / 1000
     stamp, cpu = slot[0], time.clock_gettime_ns(cpu_clock)
     while True:
         time.sleep(PARKED_WINDOW_S)
         new_stamp, new_cpu = slot[0], time.clock_gettime_ns(cpu_clock)
-        if new_stamp == stamp and new_cpu - cpu < PARKED_WINDOW_S * 1e9 / 10:
+        if (new_stamp == stamp and new_cpu - cpu < PARKED_WINDOW_S * 1e9 / 10
+                and _asleep(slot[1][1])):
             return stamp
         if time.monotonic() > deadline:
             raise RuntimeError("the suspended loop does not stop")
@@ -494,7 +502,7 @@ def _time_to_stop(slot, stop):
     free), the CPU clock of the thread slot describes; once _wait_parked confirms it stopped: the
     time from the call to the first poll at which the clock had reached the value it keeps. An
     upper bound, by at most one poll interval."""
-    cpu_clock = time.pthread_getcpuclockid(slot[1])
+    cpu_clock = time.pthread_getcpuclockid(slot[1][0])
     read_cpu = time.clock_gettime_ns
     polls = []
     start = now()
@@ -527,34 +535,42 @@ def suspend_latency(n):
     return samples
 
 
-def _lock_stepping(lock, slot):
-    slot[1] = threading.get_ident()
+def _flag_checking_loop(slot, gate):
+    """What a Python programmer writes instead of suspend(): a busy loop that looks at a flag
+    (slot[2]) each iteration and, when it is set, blocks on a lock (gate) until resumed; it ends
+    when resumed with slot[3] set."""
+    slot[1] = (threading.get_ident(), threading.get_native_id())
+    clock = now
     while True:
-        lock.acquire()
+        slot[0] = clock()
         if slot[2]:
-            return
-        slot[0] += 1
+            gate.acquire()
+            if slot[3]:
+                return
 
 
-def wake_latency(n):
-    """The peer of suspend_latency, measured the same way (_time_to_stop) with the same steps
-    for the other thread (wake up, take the GIL, run to where it blocks, block), none of them
-    mthread's: a threading.Thread blocked on a _thread lock, from the caller's release() until
-    it has counted one step and blocks on the lock again."""
-    lock = _thread.allocate_lock()
-    lock.acquire()
-    slot = [0, None, False]
-    stepper = threading.Thread(target=_lock_stepping, args=(lock, slot))
-    stepper.start()
-    while slot[1] is None:
-        time.sleep(0.0002)
+def flag_suspend_latency(n):
+    """The peer of suspend_latency, measured the same way (_time_to_stop) from the same state (a
+    busy loop waiting for the GIL the caller holds) through the same steps (wake, take the GIL,
+    see the request, block), none of them mthread's: a threading.Thread running
+    _flag_checking_loop, from setting its flag until it blocks on its lock."""
+    gate = _thread.allocate_lock()
+    gate.acquire()  # held whenever the loop runs: its acquire() blocks until the caller resumes it
+    slot = [0, None, False, False]
+    looper = threading.Thread(target=_flag_checking_loop, args=(slot, gate))
+    looper.start()
+    _wait_stamping(slot)
     samples = []
     for _ in range(n):
         time.sleep(random.uniform(0, 0.0005))
-        samples.append(_time_to_stop(slot, lock.release))
-    slot[2] = True
-    lock.release()
-    stepper.join()
+        samples.append(_time_to_stop(slot, lambda: slot.__setitem__(2, True)))
+        slot[2] = False
+        gate.release()
+        _wait_stamping(slot)
+    slot[3] = slot[2] = True
+    _wait_parked(slot)
+    gate.release()
+    looper.join()
     return samples
 
 
@@ -663,7 +679,7 @@ FIGURES = {
 LATENCIES = {
     # name: (function returning samples, samples a repetition in full mode, in smoke mode)
     "suspend_latency": (suspend_latency, 150, 5),
-    "wake_latency": (wake_latency, 150, 5),
+    "flag_suspend_latency": (flag_suspend_latency, 150, 5),
     "kill_latency": (kill_latency, 100, 5),
 }
 PERCENTILES = (50, 99)

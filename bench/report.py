@@ -126,10 +126,10 @@ PYTHON_FIGURES = [
      "suspended again, over and over, vs none suspended", "loops/s",
      "others_during_churn", "others_none_suspended", "info", None),
     ("py.suspend_p50", "Python suspend latency p50 (pure-Python loop: suspend() → parked, by its "
-     "CPU clock) vs a lock release → its waiter blocked again", "ns",
-     "suspend_latency_p50", "wake_latency_p50", "info", None),
+     "CPU clock) vs a loop that checks a flag and blocks on a lock", "ns",
+     "suspend_latency_p50", "flag_suspend_latency_p50", "info", None),
     ("py.suspend_p99", "Python suspend latency p99 (peer as above)", "ns",
-     "suspend_latency_p99", "wake_latency_p99", "abs", 1e6),
+     "suspend_latency_p99", "flag_suspend_latency_p99", "abs", 1e6),
     ("py.kill_p50", "Python kill latency p50 (pure-Python loop: kill() → status TERMINATED)", "ns",
      "kill_latency_p50", None, "info", None),
     ("py.kill_p99", "Python kill latency p99", "ns", "kill_latency_p99", None, "info", None),
