@@ -61,15 +61,18 @@ def test_killed_thread_sees_thread_killed():
 def test_except_exception_does_not_catch_kill():
     caught = []
 
+    inside = threading.Event()
+
     def body():
         try:
+            inside.set()
             while True:
                 pass
         except Exception:  # noqa: BLE001 - what the test checks
             caught.append("Exception")
 
     tid = start(body)
-    time.sleep(0.01)
+    assert inside.wait(SHORT)
     kill_and_time(tid)
     assert caught == []
 
@@ -78,8 +81,11 @@ def test_swallowing_thread_is_killed_again():
     swallowed = []
     after = []
 
+    inside = threading.Event()
+
     def body():
         try:
+            inside.set()
             while True:
                 pass
         except BaseException:  # swallows the first kill ...
@@ -89,7 +95,7 @@ def test_swallowing_thread_is_killed_again():
             pass
 
     tid = start(body, name="swallower")
-    time.sleep(0.01)
+    assert inside.wait(SHORT)
     kill_and_time(tid)
     # Raised again at the next line once the handler is over.
     assert swallowed == [1] and after in ([], ["went on"])
@@ -98,9 +104,12 @@ def test_swallowing_thread_is_killed_again():
 def test_repeated_swallowing_loop_is_killed_eventually():
     swallowed = [0]
 
+    inside = threading.Event()
+
     def body():
         for _ in range(3):
             try:
+                inside.set()
                 while True:
                     pass
             except BaseException:
@@ -109,7 +118,7 @@ def test_repeated_swallowing_loop_is_killed_eventually():
             pass
 
     tid = start(body)
-    time.sleep(0.01)
+    assert inside.wait(SHORT)
     kill_and_time(tid)
     assert 1 <= swallowed[0] <= 3
 
@@ -156,8 +165,11 @@ def test_with_and_finally_cleanup_run_completely():
 def test_cleanup_that_catches_its_own_exceptions_runs_completely():
     steps = []
 
+    entered = threading.Event()
+
     class Resource:
         def __enter__(self):
+            entered.set()
             return self
 
         def __exit__(self, *exc):
@@ -177,7 +189,7 @@ def test_cleanup_that_catches_its_own_exceptions_runs_completely():
                 pass
 
     tid = start(body)
-    time.sleep(0.01)
+    assert entered.wait(SHORT)
     kill_and_time(tid)
     assert steps == ["a", "b", "c", "exit end"]
 
