@@ -52,7 +52,10 @@ bool for_targets(const api_call& call, thread_id id, Deliver&& deliver) {
       relay->add(park, std::move(target));
     }
   }
-  if (!relay->empty()) relay->hand_on(relay, 2);
+  // Four to begin with: where the woken threads pace the relay (binding::paced_wakes), each
+  // passes it to one more, and four such chains keep a thread ready for the interpreter's lock
+  // even when the scheduler is slow to run a woken one (a busy machine).
+  if (!relay->empty()) relay->hand_on(relay, 4);
   return any && all;
 }
 
