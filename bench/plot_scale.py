@@ -149,8 +149,9 @@ def broadcast_table(data):
     lines.append("")
     lines.append(f"Method: from the first call to the last thread's report that it received its "
                  f"message and is ending (\"all done\"), divided by N; median of "
-                 f"{data.get('reps', '?')} runs (the mean beside it), in-process, the threads "
-                 f"started and settled (every one waiting) before the clock starts.")
+                 f"{data.get('reps', '?')} runs (the mean beside it), in-process, each kind in a "
+                 f"fresh process of its own, the threads started and settled (every one waiting) "
+                 f"before the clock starts.")
     lines.append("")
     return lines
 
