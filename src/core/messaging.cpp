@@ -39,7 +39,7 @@ bool for_targets(const api_call& call, thread_id id, Deliver&& deliver) {
     if (wake) target->park.wake();
     return accepted;
   }
-  auto relay = std::make_shared<core::wake_relay>();
+  const core::wake_relay::ref relay = core::wake_relay::make();
   bool any = false;
   bool all = true;
   for (core::record_ptr& target : registry::instance().all()) {

@@ -66,6 +66,9 @@ int spin_slots() {
 parker::parker() : spin_ns_(initial_spin_ns) {}
 
 parker::~parker() {
+  // Nothing should be left in the slot (the owner takes a relay as it wakes); if something
+  // were, its count is given back here.
+  const wake_relay::ref left = wake_relay::ref::adopt(relay_.load(std::memory_order_acquire));
   if (const int fd = event_fd_.load(std::memory_order_relaxed); fd >= 0) close(fd);
 }
 
@@ -185,11 +188,12 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
 }
 
 void parker::take_relay() {
-  // Only if a waker left one: a plain load first keeps the common wake-up off the relay's lock.
+  // Only if a waker left one: a plain load first keeps the common wake-up to one cache line.
   if (relay_.load(std::memory_order_seq_cst) == nullptr) return;
-  std::shared_ptr<wake_relay> relay = relay_.exchange(nullptr);
-  if (relay == nullptr) return;
-  if (pacing_ && held_relay_ == nullptr) {
+  wake_relay::ref relay =
+      wake_relay::ref::adopt(relay_.exchange(nullptr, std::memory_order_seq_cst));
+  if (!relay) return;
+  if (pacing_ && !held_relay_) {
     held_relay_ = std::move(relay);
     return;
   }
@@ -197,28 +201,38 @@ void parker::take_relay() {
 }
 
 void parker::pass_on_relay() {
-  if (held_relay_ == nullptr) return;
-  const std::shared_ptr<wake_relay> relay = std::move(held_relay_);
-  held_relay_ = nullptr;
+  if (!held_relay_) return;
+  const wake_relay::ref relay = std::move(held_relay_);
+  held_relay_ = wake_relay::ref();
   relay->hand_on(relay, 1);
 }
 
-bool parker::wake_relaying(const std::shared_ptr<wake_relay>& relay) {
+bool parker::wake_relaying(const wake_relay::ref& relay) {
   // Handshake with the owner, which stores `awake` and then takes the relay: either the look at
   // sleeping_ below sees the owner still asleep (it takes the relay later), or the owner is
-  // awake and exactly one of the two exchanges gets the relay back.
-  std::shared_ptr<wake_relay> empty;
-  if (!relay_.compare_exchange_strong(empty, relay)) {
+  // awake and exactly one of the owner's exchange and the compare-exchange below gets it back.
+  // (The caller holds `relay`, so its address cannot come back as another relay's meanwhile.)
+  wake_relay::ref for_slot = relay;
+  wake_relay* expected = nullptr;
+  if (!relay_.compare_exchange_strong(expected, for_slot.get(), std::memory_order_seq_cst)) {
     wake();
     return false;
   }
-  const bool handed = sleeping_.load(std::memory_order_seq_cst) == asleep_taking_relay ||
-                      relay_.exchange(nullptr) == nullptr;
+  wake_relay* const stored = for_slot.release();  // the slot's count now
+  bool handed = sleeping_.load(std::memory_order_seq_cst) == asleep_taking_relay;
+  if (!handed) {
+    expected = stored;
+    if (relay_.compare_exchange_strong(expected, nullptr, std::memory_order_seq_cst)) {
+      const wake_relay::ref back = wake_relay::ref::adopt(stored);  // the slot's count, dropped
+    } else {
+      handed = true;  // the owner took it
+    }
+  }
   wake();
   return handed;
 }
 
-void wake_relay::hand_on(const std::shared_ptr<wake_relay>& self, int count) {
+void wake_relay::hand_on(const ref& self, int count) {
   while (count > 0) {
     const std::size_t index = next_.fetch_add(1, std::memory_order_relaxed);
     if (index >= targets_.size()) return;

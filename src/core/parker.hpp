@@ -22,10 +22,42 @@ class parker;
 // is a system call that also hands it a CPU: a broadcaster that made all N of them would, on a
 // machine with fewer CPUs than targets, run a share of the CPU that shrinks with every thread it
 // woke, and its call would last as long as all the woken threads took to run. So the
-// broadcaster delivers to all and wakes two; every thread woken so wakes two more of the list
+// broadcaster delivers to all and wakes a few; every thread woken so wakes two more of the list
 // as it leaves its wait, before it goes on: the wakes spread over the CPUs as a tree.
 class wake_relay {
  public:
+  // An owning reference (a count of the relay's own: a parker's slot holds one as a plain
+  // atomic pointer, which std::atomic<std::shared_ptr> cannot do without a lock of its own).
+  class ref {
+   public:
+    ref() = default;
+    ref(const ref& other) : relay_(other.relay_) {
+      if (relay_ != nullptr) relay_->refs_.fetch_add(1, std::memory_order_relaxed);
+    }
+    ref(ref&& other) noexcept : relay_(std::exchange(other.relay_, nullptr)) {}
+    ref& operator=(ref other) noexcept {
+      std::swap(relay_, other.relay_);
+      return *this;
+    }
+    ~ref() {
+      if (relay_ != nullptr && relay_->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        const std::unique_ptr<wake_relay> last(relay_);
+      }
+    }
+    wake_relay* get() const { return relay_; }
+    wake_relay* operator->() const { return relay_; }
+    explicit operator bool() const { return relay_ != nullptr; }
+    // Hands the count to whoever stores the pointer; adopt() takes it back.
+    wake_relay* release() { return std::exchange(relay_, nullptr); }
+    static ref adopt(wake_relay* relay) { return ref(relay); }
+
+   private:
+    explicit ref(wake_relay* relay) : relay_(relay) {}
+    wake_relay* relay_ = nullptr;
+  };
+
+  static ref make() { return ref::adopt(std::make_unique<wake_relay>().release()); }
+
   // `keep` holds the parker alive until it is woken.
   void add(parker& target, std::shared_ptr<const void> keep) {
     targets_.emplace_back(&target, std::move(keep));
@@ -33,11 +65,12 @@ class wake_relay {
   bool empty() const { return targets_.empty(); }
   // Wakes parkers of the list not yet taken until `count` of them were handed the relay to go
   // on with (or the list is done). `self` is this relay.
-  void hand_on(const std::shared_ptr<wake_relay>& self, int count);
+  void hand_on(const ref& self, int count);
 
  private:
   std::vector<std::pair<parker*, std::shared_ptr<const void>>> targets_;
   std::atomic<std::size_t> next_{0};
+  std::atomic<int> refs_{1};
 };
 
 class parker {
@@ -94,7 +127,7 @@ class parker {
   // As wake(); if the owner sleeps in a wait for data (one with `arrived`), it is also handed
   // `relay`, to go on with as it leaves the wait. False when it was not handed over (the owner
   // was awake, or holds another relay): the caller goes on with it.
-  bool wake_relaying(const std::shared_ptr<wake_relay>& relay);
+  bool wake_relaying(const wake_relay::ref& relay);
 
   // The owner only. While on, a relay this parker's owner is handed waits until pace_relays(false)
   // (or the owner's next wait) to go on, and then goes on to one thread, not two: a binding whose
@@ -129,10 +162,10 @@ class parker {
   // Whether the owner sleeps, and if so whether it takes a relay as it wakes.
   enum : std::uint8_t { awake, asleep, asleep_taking_relay };
   std::atomic<std::uint8_t> sleeping_{awake};
-  std::atomic<std::shared_ptr<wake_relay>> relay_;
+  std::atomic<wake_relay*> relay_{nullptr};  // holds a count of the relay's while set
   // The owner's: whether relays are paced, and the one it holds meanwhile.
   bool pacing_ = false;
-  std::shared_ptr<wake_relay> held_relay_;
+  wake_relay::ref held_relay_;
   // The eventfd of wait_fds(): made at the owner's first wait on descriptors, written by wake()
   // only while `polling_` (so the other waits pay nothing for it).
   std::atomic<int> event_fd_{-1};
