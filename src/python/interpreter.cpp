@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <memory>
 #include <mthread/mthread.hpp>
 #include <thread>
@@ -74,6 +75,7 @@ namespace {
 // unlock(). Guarded by the GIL.
 struct atomic_section_state {
   PyThreadState* owner = nullptr;
+  bool owner_is_ours = false;  // a thread mthread started leaves the section when it ends
   int depth = 0;
   std::vector<python_thread*> threads;  // the PYTHON threads running Python code
 };
@@ -83,7 +85,56 @@ bool atomic_section_held_by_other(PyThreadState* self) {
   return atomic_section.owner != nullptr && atomic_section.owner != self;
 }
 
+// A thread mthread did not start may end inside a section: then the section ends with it.
+void drop_section_of_ended_owner() {
+  if (atomic_section.owner == nullptr || atomic_section.owner_is_ours) return;
+  PyInterpreterState* interpreter = PyInterpreterState_Get();
+  for (PyThreadState* state = PyInterpreterState_ThreadHead(interpreter); state != nullptr;
+       state = PyThreadState_Next(state)) {
+    if (state == atomic_section.owner) return;
+  }
+  atomic_section.owner = nullptr;
+  atomic_section.depth = 0;
+}
+
 }  // namespace
+
+// Whether the frame has not run its first line yet: it stands at (or before) its RESUME, where
+// a thread that calls a function often lets go of the GIL.
+bool frame_not_started(PyFrameObject* frame) {
+  const int offset = PyFrame_GetLasti(frame);
+  if (offset < 0) return true;
+  PyCodeObject* code = PyFrame_GetCode(frame);
+  PyObject* bytes = PyCode_GetCode(code);
+  Py_DECREF(code);
+  if (bytes == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  bool result = false;
+  const auto* instructions = reinterpret_cast<const unsigned char*>(PyBytes_AS_STRING(bytes));
+  for (Py_ssize_t at = 0; at + 1 < PyBytes_GET_SIZE(bytes); at += 2) {
+    if (instructions[at] == RESUME) {
+      result = offset <= at;
+      break;
+    }
+  }
+  Py_DECREF(bytes);
+  return result;
+}
+
+// How many frames deep `frame` is (0: no frame).
+int frame_depth(PyFrameObject* frame) {
+  int depth = 0;
+  Py_XINCREF(frame);
+  while (frame != nullptr) {
+    ++depth;
+    PyFrameObject* back = PyFrame_GetBack(frame);
+    Py_DECREF(frame);
+    frame = back;
+  }
+  return depth;
+}
 
 // The interpreter-side state of one PYTHON thread. Owned by the core's thread record (as its
 // hooks) and by the body; every Python object it holds is released by the thread itself, with
@@ -148,6 +199,13 @@ class python_thread final : public thread_hooks {
 
   void on_kill_request() override {
     with_gil([&] {
+      if (!kill_pending_ && tstate_ != nullptr) {
+        // A function just called (a `with` block's __exit__, a release() in a `finally`) is
+        // not interrupted: the kill lands in its caller.
+        PyFrameObject* frame = PyThreadState_GetFrame(tstate_);
+        kill_depth_ = frame_depth(frame) - (frame != nullptr && frame_not_started(frame) ? 1 : 0);
+        Py_XDECREF(frame);
+      }
       kill_pending_ = true;
       update_arming();
       try {
@@ -159,16 +217,10 @@ class python_thread final : public thread_hooks {
   }
 
   // In the thread, with the GIL: what to do at a checkpoint.
-  checkpoints::verdict at_checkpoint(bool can_raise) {
+  checkpoints::verdict at_checkpoint(checkpoints::place where) {
     if (binding::kill_requested()) {
       kill_pending_ = true;
-      // Cleanup in `except`/`finally`/`with` runs to its end first: raise again only once the
-      // last ThreadKilled is no longer being handled, and not while one is being propagated.
-      if (body_done_ || handling_thread_killed()) return checkpoints::verdict::go_on;
-      if (!can_raise) return checkpoints::verdict::raise_later;
-      if (entering_handler(PyEval_GetFrame())) return checkpoints::verdict::go_on;
-      PyErr_SetNone(killed_type);
-      return checkpoints::verdict::raised;
+      return kill_at(where);
     }
     if (atomic_section_held_by_other(tstate_)) {
       wait_out_atomic_section();
@@ -201,6 +253,41 @@ class python_thread final : public thread_hooks {
     if (atomic_section_held_by_other(tstate_)) wait_out_atomic_section();
   }
 
+  // Raises ThreadKilled, and follows it with a weak reference: while it lives (propagating,
+  // handled, or kept by a generator or task that is closing) the thread is cleaning up and its
+  // checkpoints stay disarmed; once it is gone (swallowed, or the thread ends) the thread is
+  // armed again, so a swallowed kill comes back at the next line.
+  void set_killed_error() {
+    PyObject* killed = PyObject_CallNoArgs(killed_type);
+    if (killed == nullptr) return;  // the error from the call is set instead
+    Py_CLEAR(last_kill_);
+    if (kill_gone_ == nullptr) {
+      static PyMethodDef gone = {
+          "kill_gone",
+          [](PyObject* self, PyObject*) -> PyObject* {
+            auto* thread = static_cast<python_thread*>(PyCapsule_GetPointer(self, nullptr));
+            if (thread == nullptr) return nullptr;
+            thread->kill_in_flight_ = false;
+            thread->update_arming();
+            Py_RETURN_NONE;
+          },
+          METH_O, nullptr};
+      PyObject* self = PyCapsule_New(this, nullptr, nullptr);
+      kill_gone_ = self != nullptr ? PyCFunction_New(&gone, self) : nullptr;
+      Py_XDECREF(self);
+    }
+    last_kill_ = kill_gone_ != nullptr ? PyWeakref_NewRef(killed, kill_gone_) : nullptr;
+    if (last_kill_ == nullptr) PyErr_Clear();  // then only handling_thread_killed() tells
+    kill_in_flight_ = last_kill_ != nullptr;
+    update_arming();
+    PyErr_SetObject(killed_type, killed);
+    Py_DECREF(killed);
+  }
+
+  // Whether the thread is cleaning up after a ThreadKilled: the last one raised still lives, or
+  // one is being handled (in `except`, `finally`, a `with` exit, or code they call).
+  bool cleaning_up_after_kill() const { return kill_in_flight_ || handling_thread_killed(); }
+
   // Whether the thread runs no Python code now: it waits in mthread (or is parked), or is done.
   bool stopped() const { return in_core_wait_ || body_done_ || tstate_ == nullptr; }
 
@@ -210,6 +297,7 @@ class python_thread final : public thread_hooks {
     const bool was_in_core_wait = std::exchange(in_core_wait_, true);
     update_arming();
     while (atomic_section_held_by_other(tstate_) && !binding::kill_requested()) {
+      drop_section_of_ended_owner();
       gil_release released;
       try {
         sleep_for(std::chrono::milliseconds(1));
@@ -225,9 +313,9 @@ class python_thread final : public thread_hooks {
   // Needs the GIL. Armed exactly while the thread runs its own Python code with a request
   // pending, or while another thread holds the atomic section.
   void update_arming() {
-    const bool wanted =
-        tstate_ != nullptr && !body_done_ && !in_core_wait_ &&
-        (kill_pending_ || suspend_pending_ || atomic_section_held_by_other(tstate_));
+    const bool wanted = tstate_ != nullptr && !body_done_ && !in_core_wait_ &&
+                        ((kill_pending_ && !kill_in_flight_) || suspend_pending_ ||
+                         atomic_section_held_by_other(tstate_));
     if (wanted == armed_) return;
     armed_ = wanted;
     if (wanted) {
@@ -244,6 +332,34 @@ class python_thread final : public thread_hooks {
     const PyGILState_STATE gil = PyGILState_Ensure();
     f();
     PyGILState_Release(gil);
+  }
+
+  // A kill lands where every CPython hands the exception to the frame's own `try`, `with` and
+  // `finally` blocks: at a line of a frame that was running when the kill came (or an older
+  // one), or at a loop. Code called after the kill came — a `with` block's __exit__ on its
+  // normal path, a function called from a `finally` — runs to its end, unless it loops.
+  checkpoints::verdict kill_at(checkpoints::place where) {
+    using checkpoints::place;
+    using checkpoints::verdict;
+    if (body_done_ || cleaning_up_after_kill()) return verdict::go_on;
+    PyFrameObject* frame = PyEval_GetFrame();
+    const int depth = frame_depth(frame);
+    kill_depth_ = std::min(kill_depth_, depth);
+    switch (where) {
+      case place::line:
+        if (depth > kill_depth_) return verdict::go_on;
+        break;
+      case place::loop:
+        break;
+      case place::backward_jump:
+        return verdict::raise_later;
+      case place::boundary:
+      case place::exception:
+        return verdict::go_on;
+    }
+    if (entering_handler(frame)) return verdict::go_on;
+    set_killed_error();
+    return verdict::raised;
   }
 
   void call_function() {
@@ -281,6 +397,9 @@ class python_thread final : public thread_hooks {
   void release_python_objects() {
     body_done_ = true;
     update_arming();
+    Py_CLEAR(last_kill_);  // first: its callback must not run once the thread is gone
+    Py_CLEAR(kill_gone_);
+    kill_in_flight_ = false;
     entry_ = py::object();
     func_ = py::object();
     // release().dec_ref(), not `= py::dict()`: that makes a new empty dict, which the last
@@ -300,8 +419,12 @@ class python_thread final : public thread_hooks {
   PyThreadState* tstate_ = nullptr;
   bool body_done_ = false;
   bool in_core_wait_ = false;
-  bool suspend_pending_ = false;  // a hint: the core's flags are the truth
-  bool kill_pending_ = false;     // final once set
+  bool suspend_pending_ = false;   // a hint: the core's flags are the truth
+  bool kill_pending_ = false;      // final once set
+  int kill_depth_ = INT_MAX;       // the shallowest frame depth seen since the kill came
+  PyObject* last_kill_ = nullptr;  // a weak reference to the last ThreadKilled raised
+  PyObject* kill_gone_ = nullptr;  // its callback
+  bool kill_in_flight_ = false;    // that ThreadKilled still lives
   bool armed_ = false;
 };
 
@@ -313,6 +436,19 @@ core_wait_scope::core_wait_scope() : thread_(python_thread::current()) {
 
 core_wait_scope::~core_wait_scope() {
   if (thread_ != nullptr) thread_->leave_core_wait();
+}
+
+bool in_kill_cleanup() {
+  python_thread* self = python_thread::current();
+  return self != nullptr ? self->cleaning_up_after_kill() : handling_thread_killed();
+}
+
+void set_thread_killed_error() {
+  if (python_thread* self = python_thread::current()) {
+    self->set_killed_error();
+  } else {
+    PyErr_SetNone(killed_type);
+  }
 }
 
 void enter_atomic_section() {
@@ -327,6 +463,7 @@ void enter_atomic_section() {
       if (binding::kill_requested()) throw thread_killed{};
     } else {
       // A thread mthread did not start waits its turn; Ctrl-C reaches the main thread.
+      drop_section_of_ended_owner();
       gil_release released;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       released.reacquire();
@@ -334,6 +471,7 @@ void enter_atomic_section() {
     }
   }
   atomic_section.owner = self;
+  atomic_section.owner_is_ours = python_thread::current() != nullptr;
   atomic_section.depth = 1;
   for (python_thread* thread : atomic_section.threads) thread->update_arming();
   // Let the others reach their checkpoints before the section's code runs. One inside a C call
@@ -366,9 +504,9 @@ void leave_atomic_section() {
 
 namespace {
 
-checkpoints::verdict at_checkpoint(bool can_raise) {
+checkpoints::verdict at_checkpoint(checkpoints::place where) {
   python_thread* self = python_thread::current();
-  return self != nullptr ? self->at_checkpoint(can_raise) : checkpoints::verdict::go_on;
+  return self != nullptr ? self->at_checkpoint(where) : checkpoints::verdict::go_on;
 }
 
 }  // namespace
@@ -451,6 +589,8 @@ thread_id start_python_thread(const std::string& name, py::object func, py::tupl
 }
 
 std::size_t join_all(std::chrono::milliseconds grace) {
+  // The threads waited for would wait for a section the caller holds: its script is over.
+  leave_atomic_section(PyThreadState_Get(), true);
   auto others = [] {
     std::vector<thread_id> ids;
     for (const thread_info& info : list()) {

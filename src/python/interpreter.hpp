@@ -22,6 +22,10 @@ namespace py = pybind11;
 PyObject* thread_killed_type();
 PyObject* error_type();
 
+// Raises ThreadKilled in the calling thread (sets the error indicator): what a kill that ended
+// one of mthread's waits becomes. Needs the GIL.
+void set_thread_killed_error();
+
 // At import: refuses an interpreter mthread cannot run on (ImportError), creates the exception
 // types, and connects the checkpoints to mthread's threads.
 void prepare_interpreter(py::module_& module);
@@ -44,6 +48,10 @@ void drop_ignored_kills();
 
 // True while the calling thread handles a ThreadKilled (in an except or finally block).
 bool handling_thread_killed();
+
+// True while the calling thread cleans up after a kill: it handles a ThreadKilled, or the one
+// raised in it still propagates (closing a generator or a task on its way).
+bool in_kill_cleanup();
 
 // Waits for every started thread to end; on Ctrl-C kills them all, waits `grace` for them,
 // and returns the count still alive (threads stuck in C calls cannot be killed).
@@ -108,7 +116,7 @@ std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeou
   const auto start = clock::now();
   const core_wait_scope waiting;
   std::optional<binding::kill_deferral> deferral;
-  if (handling_thread_killed()) deferral.emplace();
+  if (in_kill_cleanup()) deferral.emplace();
   for (;;) {
     std::chrono::nanoseconds left = std::chrono::nanoseconds::max();
     if (timeout) left = std::max(*timeout - (clock::now() - start), std::chrono::nanoseconds(0));

@@ -61,7 +61,7 @@ void set_error(std::exception_ptr thrown) {
   } catch (py::error_already_set& e) {
     e.restore();
   } catch (const thread_killed&) {
-    PyErr_SetNone(thread_killed_type());
+    set_thread_killed_error();
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
   } catch (const std::exception& e) {

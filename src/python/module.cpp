@@ -206,7 +206,7 @@ void translate_core_exceptions(std::exception_ptr thrown) {
   try {
     std::rethrow_exception(thrown);
   } catch (const thread_killed&) {
-    PyErr_SetNone(thread_killed_type());
+    set_thread_killed_error();
   } catch (const mthread::error& e) {
     PyErr_SetString(error_type(), e.what());
   }

@@ -1,5 +1,7 @@
 #include "checkpoints.hpp"
 
+#include <opcode.h>
+
 #include <vector>
 
 namespace mthread::python::checkpoints {
@@ -47,15 +49,25 @@ PyObject* answer(verdict v) {
   Py_RETURN_NONE;  // never sys.monitoring.DISABLE: that would switch the place off for good
 }
 
-// LINE, PY_START, PY_RESUME and INSTRUCTION callbacks.
-PyObject* at_checkpoint(PyObject*, PyObject* const*, Py_ssize_t) {
-  return answer(checkpoint_handler(true));
+PyObject* at_line(PyObject*, PyObject* const*, Py_ssize_t) {
+  return answer(checkpoint_handler(place::line));
 }
 
-// JUMP: (code, from, to). A `while True: pass` gives no other event; an exception raised here
+PyObject* at_boundary(PyObject*, PyObject* const*, Py_ssize_t) {
+  return answer(checkpoint_handler(place::boundary));
+}
+
+// INSTRUCTION events are on only in code where a kill asked for them at a backward jump.
+PyObject* at_instruction(PyObject*, PyObject* const*, Py_ssize_t) {
+  return answer(checkpoint_handler(place::loop));
+}
+
+// JUMP: (code, from, to); `to <= from` is a loop (`while True: pass` jumps to itself and gives no
+// other event); an exception raised here
 // would skip the loop's `finally`, so a kill asks for the next instruction of this code.
 PyObject* at_jump(PyObject*, PyObject* const* args, Py_ssize_t count) {
-  const verdict v = checkpoint_handler(false);
+  const bool backward = count >= 3 && PyObject_RichCompareBool(args[2], args[1], Py_LE) == 1;
+  const verdict v = checkpoint_handler(backward ? place::backward_jump : place::boundary);
   if (v != verdict::raise_later || count < 1) return answer(v);
   PyObject* code = args[0];
   for (PyObject* known : precise_code) {
@@ -70,13 +82,15 @@ PyObject* at_jump(PyObject*, PyObject* const* args, Py_ssize_t count) {
   Py_RETURN_NONE;
 }
 
-PyMethodDef checkpoint_method = {
-    "mthread_checkpoint",
-    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&at_checkpoint)), METH_FASTCALL,
-    "mthread's suspend and kill checkpoint."};
-PyMethodDef jump_method = {"mthread_jump_checkpoint",
-                           reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&at_jump)),
-                           METH_FASTCALL, "mthread's suspend and kill checkpoint at a jump."};
+template <PyObject* (*Callback)(PyObject*, PyObject* const*, Py_ssize_t)>
+PyMethodDef checkpoint_method(const char* name) {
+  return {name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Callback)),
+          METH_FASTCALL, "mthread's suspend and kill checkpoint."};
+}
+PyMethodDef line_method = checkpoint_method<at_line>("mthread_line");
+PyMethodDef boundary_method = checkpoint_method<at_boundary>("mthread_boundary");
+PyMethodDef instruction_method = checkpoint_method<at_instruction>("mthread_instruction");
+PyMethodDef jump_method = checkpoint_method<at_jump>("mthread_jump");
 
 long event(PyObject* events, const char* name) {
   PyObject* value = PyObject_GetAttrString(events, name);
@@ -106,12 +120,14 @@ bool register_callback(long event_bit, PyMethodDef* method) {
 // tried) and registers the callbacks. False with an exception set when it cannot.
 bool claim_tool() {
   if (tool_id >= 0) return true;
+  if (monitoring != nullptr) return false;     // tried once and failed: said so then
   monitoring = PySys_GetObject("monitoring");  // borrowed
   if (monitoring == nullptr) {
     PyErr_SetString(PyExc_RuntimeError, "mthread: sys.monitoring is missing");
     return false;
   }
   Py_INCREF(monitoring);
+  int claimed_id = -1;
   for (int candidate : {4, 3, 2, 1, 0, 5}) {
     PyObject* owner = PyObject_CallMethod(monitoring, "get_tool", "i", candidate);
     if (owner == nullptr) return false;
@@ -122,11 +138,11 @@ bool claim_tool() {
           PyObject_CallMethod(monitoring, "use_tool_id", "is", candidate, "mthread");
       if (claimed == nullptr) return false;
       Py_DECREF(claimed);
-      tool_id = candidate;
+      claimed_id = candidate;
       break;
     }
   }
-  if (tool_id < 0) {
+  if (claimed_id < 0) {
     PyErr_SetString(PyExc_RuntimeError,
                     "mthread: every sys.monitoring tool id is taken; suspend and kill reach "
                     "Python threads only inside mthread's waits and sleeps");
@@ -140,10 +156,14 @@ bool claim_tool() {
   Py_DECREF(events);
   if (PyErr_Occurred()) return false;
   all_events = line | jump | start | resume;
-  for (long bit : {line, start, resume, instruction_event}) {
-    if (!register_callback(bit, &checkpoint_method)) return false;
-  }
-  return register_callback(jump, &jump_method);
+  tool_id = claimed_id;
+  const bool registered = register_callback(line, &line_method) &&
+                          register_callback(start, &boundary_method) &&
+                          register_callback(resume, &boundary_method) &&
+                          register_callback(instruction_event, &instruction_method) &&
+                          register_callback(jump, &jump_method);
+  if (!registered) tool_id = -1;
+  return registered;
 }
 
 void report(const char* what) {
@@ -155,9 +175,11 @@ void report(const char* what) {
 
 void arm(PyThreadState*) {
   if (++armed_threads > 1) return;
-  if (!claim_tool() || !call("set_events", "il", tool_id, all_events)) {
-    report("arming sys.monitoring events");
+  if (!claim_tool()) {
+    if (PyErr_Occurred()) report("claiming a sys.monitoring tool id");
+    return;
   }
+  if (!call("set_events", "il", tool_id, all_events)) report("arming sys.monitoring events");
 }
 
 void disarm(PyThreadState*) {
@@ -210,6 +232,37 @@ void trace_opcodes_of_every_frame(PyThreadState* thread, bool on) {
   }
 }
 
+bool at_backward_jump(PyFrameObject* frame) {
+  const int offset = PyFrame_GetLasti(frame);
+  PyCodeObject* code = PyFrame_GetCode(frame);
+  PyObject* bytes = PyCode_GetCode(code);
+  Py_DECREF(code);
+  if (bytes == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  bool result = false;
+  if (offset >= 0 && offset < PyBytes_GET_SIZE(bytes)) {
+    const int opcode = static_cast<unsigned char>(PyBytes_AS_STRING(bytes)[offset]);
+    result = opcode == JUMP_BACKWARD || opcode == JUMP_BACKWARD_NO_INTERRUPT;
+  }
+  Py_DECREF(bytes);
+  return result;
+}
+
+place where(PyFrameObject* frame, int what) {
+  switch (what) {
+    case PyTrace_LINE:
+      return place::line;
+    case PyTrace_OPCODE:
+      return at_backward_jump(frame) ? place::loop : place::line;
+    case PyTrace_EXCEPTION:
+      return place::exception;
+    default:
+      return place::boundary;
+  }
+}
+
 int trace(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
   armed_thread* self = find(PyThreadState_Get());
   if (self == nullptr) return 0;
@@ -218,7 +271,7 @@ int trace(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
   const Py_tracefunc previous = self->previous;
   PyObject* previous_object = self->previous_object;
   Py_XINCREF(previous_object);
-  int result = checkpoint_handler(what != PyTrace_EXCEPTION) == verdict::raised ? -1 : 0;
+  int result = checkpoint_handler(where(frame, what)) == verdict::raised ? -1 : 0;
   // Opcode events are mthread's own: a debugger's tracer did not ask for them.
   if (result == 0 && previous != nullptr && what != PyTrace_OPCODE) {
     result = previous(previous_object, frame, what, arg);
@@ -233,7 +286,8 @@ void arm(PyThreadState* thread) {
   if (find(thread) != nullptr) return;
   armed.push_back({thread, thread->c_tracefunc, thread->c_traceobj});
   Py_XINCREF(thread->c_traceobj);
-  _PyEval_SetTrace(thread, &trace, nullptr);
+  // The previous tracer's object stays the trace object, so sys.gettrace() still returns it.
+  _PyEval_SetTrace(thread, &trace, thread->c_traceobj);
   trace_opcodes_of_every_frame(thread, true);
 }
 

@@ -17,14 +17,22 @@ namespace mthread::python::checkpoints {
 enum class verdict {
   go_on,       // nothing to do here
   raised,      // the handler set an exception: raise it at this point
-  raise_later  // the handler wants to raise, but not here (see `can_raise`): at the next
-               // instruction instead
+  raise_later  // the handler wants to raise, but not here: at the next instruction of this code
 };
 
-// `can_raise`: whether an exception raised at this point is caught by the frame's own `try`,
-// `with` and `finally` blocks. It is not at a backward jump (CPython 3.11 and 3.12 place it
-// outside the loop's `try` and skip the `finally`), nor while an exception propagates.
-using handler = verdict (*)(bool can_raise);
+// Where the thread is. An exception may be raised at a `line` or a `loop` point, where every
+// CPython hands it to the frame's own `try`, `with` and `finally` blocks; not at a
+// `backward_jump` (CPython 3.11 and 3.12 place one raised there outside the loop's `try`), nor
+// at a `boundary` or while an `exception` propagates.
+enum class place {
+  line,           // a new line (3.11: any instruction)
+  loop,           // a loop's backward jump (3.11) or the instruction after it (3.12+)
+  backward_jump,  // a loop's backward jump, where raising is unsafe (3.12+)
+  boundary,       // a function starts or returns, a generator resumes, a forward jump
+  exception       // an exception propagates (3.11)
+};
+
+using handler = verdict (*)(place where);
 
 // Once, before the first arm().
 void set_handler(handler checkpoint_handler);
