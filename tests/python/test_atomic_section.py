@@ -4,7 +4,7 @@ import threading
 import time
 
 import mthread
-from conftest import SHORT, gone, start, wait_until
+from conftest import SHORT, gone, run_python, start, wait_until
 
 
 def busy(counter):
@@ -128,3 +128,25 @@ def test_a_thread_that_ends_inside_the_section_leaves_it():
     seen = counter[0]
     assert wait_until(lambda: counter[0] > seen), "section outlived its thread"
     assert mthread.kill(busy_id)
+
+
+def test_section_of_a_threading_thread_ends_with_it():
+    counter = [0]
+    holder = threading.Thread(target=mthread.lock)
+    holder.start()
+    holder.join(SHORT)
+    tid = start(busy, counter, name="busy")
+    assert wait_until(lambda: counter[0] > 1000), "section outlived the thread that held it"
+    assert mthread.kill(tid)
+
+
+def test_script_that_ends_holding_the_section_exits():
+    result = run_python("""
+import mthread
+done = []
+mthread.start_new_thread("w", lambda: done.append(sum(range(1000))), ())
+mthread.lock()
+print("ending inside lock()")
+""", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ending inside lock()" in result.stdout

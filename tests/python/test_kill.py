@@ -478,3 +478,65 @@ def test_other_unraisable_exceptions_still_reported_after_kills():
     """)
     assert_clean_exit(result.returncode, result.stderr, {0})
     assert result.stdout.strip() == "['ValueError']"
+
+
+def test_with_exit_and_functions_a_finally_calls_run_on_the_normal_path():
+    """A kill that comes while a `with` block or a `try` is leaving normally (the GIL is often
+    handed over just as __exit__ or release() starts) lets them run to their end."""
+    counts = {"enter": 0, "exit": 0, "acquired": 0, "released": 0}
+
+    class Resource:
+        def __enter__(self):
+            counts["enter"] += 1
+
+        def __exit__(self, *exc):
+            counts["exit"] += 1
+
+    def acquire():
+        counts["acquired"] += 1
+
+    def release():
+        counts["released"] += 1
+
+    def body():
+        while True:
+            with Resource():
+                x = 1  # noqa: F841
+            acquire()
+            try:
+                x = 2  # noqa: F841
+            finally:
+                release()
+
+    for _ in range(30):
+        for key in counts:
+            counts[key] = 0
+        tid = start(body, name="cleaner")
+        assert wait_until(lambda: counts["enter"] > 20)
+        kill_and_time(tid)
+        assert counts["enter"] == counts["exit"], counts
+        assert counts["released"] >= counts["acquired"] - 1, counts  # acquire() itself may be cut
+
+
+def test_generator_closed_by_a_kill_runs_its_finally():
+    closed = []
+    progress = [0]
+
+    def numbers():
+        try:
+            while True:
+                yield 1
+        finally:
+            closed.append(True)
+
+    def body():
+        for _ in numbers():
+            progress[0] += 1
+
+    for _ in range(10):
+        progress[0] = 0
+        closed.clear()
+        tid = start(body, name="consumer")
+        assert wait_until(lambda: progress[0] > 100)
+        kill_and_time(tid)
+        assert closed == [True]
