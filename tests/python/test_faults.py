@@ -417,8 +417,12 @@ def test_python_threads_leave_no_python_object_behind():
     import gc
 
     def run(count):
-        for _ in range(count):
+        # In batches well below the thread limit: a slow machine ends threads later than they
+        # start.
+        for started in range(count):
             mthread.start_new_thread("brief", int, ())
+            if started % 500 == 499:
+                assert wait_until(lambda: not others(), timeout=LONG)
         assert wait_until(lambda: not others(), timeout=LONG)
 
     run(100)
