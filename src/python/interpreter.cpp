@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <exception>
 #include <memory>
 #include <mthread/mthread.hpp>
 #include <thread>
@@ -246,9 +247,12 @@ class python_thread final : public thread_hooks {
     in_core_wait_ = true;
     update_arming();
   }
-  void leave_core_wait() {
+  // `killed`: the wait ends by throwing the kill, which becomes a ThreadKilled at once (see
+  // set_killed_error): no need to arm the thread in between.
+  void leave_core_wait(bool killed = false) {
     in_core_wait_ = false;
     suspend_pending_ = binding::suspend_requested();
+    if (killed) kill_in_flight_ = true;
     update_arming();
     if (atomic_section_held_by_other(tstate_)) wait_out_atomic_section();
   }
@@ -430,12 +434,14 @@ class python_thread final : public thread_hooks {
 
 thread_local python_thread* python_thread::current_ = nullptr;
 
-core_wait_scope::core_wait_scope() : thread_(python_thread::current()) {
+core_wait_scope::core_wait_scope()
+    : thread_(python_thread::current()), exceptions_(std::uncaught_exceptions()) {
   if (thread_ != nullptr) thread_->enter_core_wait();
 }
 
 core_wait_scope::~core_wait_scope() {
-  if (thread_ != nullptr) thread_->leave_core_wait();
+  if (thread_ == nullptr) return;
+  thread_->leave_core_wait(std::uncaught_exceptions() > exceptions_ && binding::kill_requested());
 }
 
 bool in_kill_cleanup() {

@@ -96,6 +96,7 @@ class core_wait_scope {
 
  private:
   python_thread* thread_;
+  int exceptions_;  // std::uncaught_exceptions() when the wait began
 };
 
 // A thread that got what it waited for most often got it from a thread that is about to let go
