@@ -61,7 +61,7 @@ format:
 clean:
 	rm -rf $(BUILD) build-pip $(VENV)
 
-# --- Reliability (issue 6; docs/reliability.md) ---------------------------------------------
+# --- Reliability (docs/reliability.md) ---------------------------------------------
 # `make sanitize`: the C++ suite under ASan+UBSan and TSan, the Python suite against an
 # ASan+UBSan extension. `make fuzz SECONDS=N`: the libFuzzer harness for N seconds.
 # `make soak MINUTES=N`: the C++ soak and the Python soak for N minutes each.
