@@ -106,6 +106,8 @@ def test_gc_threshold_remembers_and_checks():
         _device_gc.threshold(-1)
 
 
+@pytest.mark.skipif(bool(os.environ.get("MTHREAD_SANITIZER")),
+                    reason="AddressSanitizer cannot run under an address-space limit")
 def test_mem_free_honours_the_address_space_limit():
     result = run_python("""
         import resource
