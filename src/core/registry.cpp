@@ -172,8 +172,8 @@ std::vector<record_ptr> registry::all() const {
 bool registry::wake_joiners_of(const thread_record& ended) const {
   std::lock_guard guard(lock_);
   bool can_join = false;
-  const auto [first, last] = joiners_.equal_range(&ended);
-  for (auto entry = first; entry != last; ++entry) {
+  const auto [begin, end] = joiners_.equal_range(&ended);
+  for (auto entry = begin; entry != end; ++entry) {
     thread_record* joiner = entry->second;
     joiner->park.wake();
     if (!joiner->suspend_requested.load()) can_join = true;
@@ -196,10 +196,10 @@ void registry::add_joiner(thread_record* joiner, thread_record* target) {
 
 void registry::remove_joiner(thread_record* joiner) {
   std::lock_guard guard(lock_);
-  const auto [first, last] = joiners_.equal_range(joiner->joining);
+  const auto [begin, end] = joiners_.equal_range(joiner->joining);
   joiner->joining = nullptr;
   joiners_.erase(
-      std::find_if(first, last, [&](const auto& entry) { return entry.second == joiner; }));
+      std::find_if(begin, end, [&](const auto& entry) { return entry.second == joiner; }));
 }
 
 }  // namespace mthread::core
