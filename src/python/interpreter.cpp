@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "frames.hpp"
 #include "versions/checkpoints.hpp"
 
 namespace mthread::python {
@@ -49,20 +50,7 @@ PyObject* handled_exception() {
 // PUSH_EXC_INFO): the exception being propagated is not "handled" yet, but raising another
 // there would skip the handler — a `with` block's __exit__, a `finally`.
 bool entering_handler(PyFrameObject* frame) {
-  if (frame == nullptr) return false;
-  const int offset = PyFrame_GetLasti(frame);
-  if (offset < 0) return false;
-  PyCodeObject* code = PyFrame_GetCode(frame);
-  PyObject* bytes = PyCode_GetCode(code);
-  Py_DECREF(code);
-  if (bytes == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  const bool result = offset < PyBytes_GET_SIZE(bytes) &&
-                      static_cast<unsigned char>(PyBytes_AS_STRING(bytes)[offset]) == PUSH_EXC_INFO;
-  Py_DECREF(bytes);
-  return result;
+  return frame != nullptr && current_opcode(frame) == PUSH_EXC_INFO;
 }
 
 }  // namespace
@@ -99,30 +87,6 @@ void drop_section_of_ended_owner() {
 }
 
 }  // namespace
-
-// Whether the frame has not run its first line yet: it stands at (or before) its RESUME, where
-// a thread that calls a function often lets go of the GIL.
-bool frame_not_started(PyFrameObject* frame) {
-  const int offset = PyFrame_GetLasti(frame);
-  if (offset < 0) return true;
-  PyCodeObject* code = PyFrame_GetCode(frame);
-  PyObject* bytes = PyCode_GetCode(code);
-  Py_DECREF(code);
-  if (bytes == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  bool result = false;
-  const auto* instructions = reinterpret_cast<const unsigned char*>(PyBytes_AS_STRING(bytes));
-  for (Py_ssize_t at = 0; at + 1 < PyBytes_GET_SIZE(bytes); at += 2) {
-    if (instructions[at] == RESUME) {
-      result = offset <= at;
-      break;
-    }
-  }
-  Py_DECREF(bytes);
-  return result;
-}
 
 // How many frames deep `frame` is (0: no frame).
 int frame_depth(PyFrameObject* frame) {

@@ -1,5 +1,7 @@
 #include "checkpoints.hpp"
 
+#include "../frames.hpp"
+
 #include <opcode.h>
 
 #include <vector>
@@ -233,21 +235,8 @@ void trace_opcodes_of_every_frame(PyThreadState* thread, bool on) {
 }
 
 bool at_backward_jump(PyFrameObject* frame) {
-  const int offset = PyFrame_GetLasti(frame);
-  PyCodeObject* code = PyFrame_GetCode(frame);
-  PyObject* bytes = PyCode_GetCode(code);
-  Py_DECREF(code);
-  if (bytes == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  bool result = false;
-  if (offset >= 0 && offset < PyBytes_GET_SIZE(bytes)) {
-    const int opcode = static_cast<unsigned char>(PyBytes_AS_STRING(bytes)[offset]);
-    result = opcode == JUMP_BACKWARD || opcode == JUMP_BACKWARD_NO_INTERRUPT;
-  }
-  Py_DECREF(bytes);
-  return result;
+  const int opcode = current_opcode(frame);
+  return opcode == JUMP_BACKWARD || opcode == JUMP_BACKWARD_NO_INTERRUPT;
 }
 
 place where(PyFrameObject* frame, int what) {
