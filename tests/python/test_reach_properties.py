@@ -6,8 +6,9 @@ wherever the kills land:
   still in it (the ledger is written in the same line as the deque operation, and a kill lands
   only between lines);
 - the lock excludes: a read-modify-write under ``with lock`` is never lost;
-- no lock is left held by a dead thread's ``with`` block, and no wake is lost: once the
-  producers are done, every surviving consumer drains the queue and ends.
+- no lock is left held by a dead thread's ``with`` block, and no wake is lost (but the one a
+  killed waiter had already been handed: ``Condition`` gives each notify to one waiter): once
+  the producers are done, every surviving consumer drains the queue and ends.
 
 The locks are mthread's (``threading.Lock`` and the waiters of ``threading.Condition`` made
 mthread's for the test, as ``install()`` does)."""
@@ -118,7 +119,10 @@ def test_random_programs_with_random_kills_lose_nothing(mthread_locks, prog):
     assert wait_until(lambda: all(gone(tid) for tid in killed), timeout=WAIT)
 
     # Producers and incrementers end by themselves; the main thread consumes too meanwhile
-    # (the consumers may all be dead, and a bounded queue would hold the producers).
+    # (the consumers may all be dead, and a bounded queue would hold the producers). It also
+    # wakes the producers when the queue is empty: threading.Condition hands each notify() to
+    # one waiter, and a waiter killed after it was notified takes that wake with it (as a
+    # KeyboardInterrupt does in CPython), leaving the others asleep beside an empty queue.
     def others_done():
         return (all(gone(tid) for tid in managed if roles[tid] != "consumer") and
                 not any(thread.is_alive() for thread, role in plain if role != "consumer"))
@@ -129,6 +133,8 @@ def test_random_programs_with_random_kills_lose_nothing(mthread_locks, prog):
         try:
             item = q.get(timeout=0.005)
         except queue.Empty:
+            with q.not_full:
+                q.not_full.notify_all()
             continue
         got[item] += 1
 
