@@ -12,6 +12,19 @@
 #include <vector>
 
 namespace mthread::core {
+
+timespec time_left(const timespec& deadline) {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  constexpr long long billion = 1'000'000'000;
+  const long long ns =
+      std::max((deadline.tv_sec - now.tv_sec) * billion + (deadline.tv_nsec - now.tv_nsec), 0LL);
+  timespec left{};
+  left.tv_sec = static_cast<time_t>(ns / billion);
+  left.tv_nsec = static_cast<long>(ns % billion);
+  return left;
+}
+
 namespace {
 
 void cpu_relax() {
@@ -89,16 +102,7 @@ int parker::wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const timesp
     polling_.store(false, std::memory_order_relaxed);
     return 0;
   }
-  timespec left{};
-  if (deadline != nullptr) {
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ns =
-        (deadline->tv_sec - now.tv_sec) * 1'000'000'000LL + (deadline->tv_nsec - now.tv_nsec);
-    ns = std::max(ns, 0LL);
-    left.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-    left.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-  }
+  const timespec left = deadline != nullptr ? time_left(*deadline) : timespec{};
   const int ready =
       ppoll(polled.data(), polled.size(), deadline != nullptr ? &left : nullptr, nullptr);
   const int saved_errno = errno;

@@ -16,6 +16,10 @@
 
 namespace mthread::core {
 
+// What is left until a CLOCK_MONOTONIC deadline (zero once it passed): the relative timeout
+// ppoll() takes.
+timespec time_left(const timespec& deadline);
+
 class parker;
 
 // The wakes a broadcast owes, shared out among the threads it wakes. Waking a sleeping thread

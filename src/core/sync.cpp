@@ -298,16 +298,7 @@ int poll(pollfd* fds, std::size_t count, std::chrono::nanoseconds timeout) {
   auto fail = [] { throw std::system_error(errno, std::generic_category(), "mthread::poll"); };
   if (self == nullptr) {
     for (;;) {
-      timespec left{};
-      if (until != nullptr) {
-        timespec now{};
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long ns =
-            (until->tv_sec - now.tv_sec) * 1'000'000'000LL + (until->tv_nsec - now.tv_nsec);
-        ns = std::max(ns, 0LL);
-        left.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-        left.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-      }
+      const timespec left = until != nullptr ? core::time_left(*until) : timespec{};
       const int ready = ppoll(fds, count, until != nullptr ? &left : nullptr, nullptr);
       if (ready >= 0) return ready;
       if (errno != EINTR) fail();
