@@ -66,8 +66,10 @@ void allow_suspend(bool allow);
 bool suspend(thread_id id);
 // True if the thread was suspended; it goes on where it stopped.
 bool resume(thread_id id);
-// True if the thread was alive and is not the main thread. See README "Kill" for when it ends.
-// kill(get_self_id()) throws thread_killed in the caller.
+// True if the thread was alive and is not the main thread. The thread ends at its next call
+// into mthread (at once if it waits or sleeps in one), unwinding with thread_killed; a native
+// thread that never calls into mthread cannot be killed (see checkpoint()). docs/design.md,
+// "Suspend and kill", has the details. kill(get_self_id()) throws thread_killed in the caller.
 bool kill(thread_id id);
 
 std::string get_thread_name(thread_id id);  // "unknown" for an id that is not alive

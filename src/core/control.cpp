@@ -1,7 +1,15 @@
+// The rules every public call follows (control.hpp), and the calls that control a thread:
+// allow_suspend, suspend, resume, kill, sleep_for and checkpoint.
 #include "core/control.hpp"
 
 #include <algorithm>
 #include <exception>
+#include <thread>
+
+#include "core/reaper.hpp"
+#include "core/signals.hpp"
+#include "mthread/binding.hpp"
+#include "mthread/thread.hpp"
 
 namespace mthread::core {
 
@@ -73,4 +81,102 @@ bool deadline_passed(const timespec& deadline) {
          (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec);
 }
 
+// --- the public control calls of thread.hpp --------------------------------------------------
+
+namespace {
+
+bool alive(const record_ptr& record) {
+  return record != nullptr && !record->ended.load();
+}
+
+}  // namespace
 }  // namespace mthread::core
+
+namespace mthread {
+
+using core::api_call;
+using core::registry;
+
+void allow_suspend(bool allow) {
+  api_call call;
+  if (call.self() != nullptr && call.self()->type != thread_type::main) {
+    // seq_cst: pairs with suspend()'s second look (no suspend after allow_suspend(false)).
+    call.self()->suspendable.store(allow, std::memory_order_seq_cst);
+  }
+}
+
+bool suspend(thread_id id) {
+  api_call call;
+  const core::record_ptr target = registry::instance().find(id);
+  if (!core::alive(target) || target.get() == call.self() ||
+      !target->suspendable.load(std::memory_order_acquire) ||
+      target->kill_requested.load(std::memory_order_acquire)) {
+    return false;
+  }
+  if (target->suspend_requested.exchange(true, std::memory_order_seq_cst)) return false;
+  // allow_suspend(false) may have run between the check above and the request: then it either
+  // saw the request (and parked at its end, before returning: the undo wakes it) or we see its
+  // store here. Undo, so no thread is ever stopped after allow_suspend(false) returned.
+  if (!target->suspendable.load(std::memory_order_seq_cst)) {
+    target->suspend_requested.store(false, std::memory_order_seq_cst);
+    target->park.wake();
+    return false;
+  }
+  // A suspended joiner cannot join the thread it waits for: if that one has ended already (and
+  // counted on this joiner), the reaper does it. (Before the hook: a Python one may block.)
+  if (core::record_ptr joined = registry::instance().ended_target_of(*target)) {
+    core::reaper::instance().hand_over(std::move(joined));
+  }
+  if (target->preemptive()) {
+    core::send_suspend_signal(*target);
+  } else if (target->hooks) {
+    target->hooks->on_suspend_request();
+  }
+  return true;
+}
+
+bool resume(thread_id id) {
+  api_call call;
+  const core::record_ptr target = registry::instance().find(id);
+  if (target == nullptr || !target->suspend_requested.exchange(false, std::memory_order_seq_cst)) {
+    return false;
+  }
+  target->park.wake();
+  return true;
+}
+
+bool kill(thread_id id) {
+  api_call call;
+  const core::record_ptr target = registry::instance().find(id);
+  if (!core::alive(target) || target->type == thread_type::main) return false;
+  target->kill_requested.store(true, std::memory_order_seq_cst);
+  if (target.get() == call.self()) {
+    core::throw_if_killed(*target);
+    return true;
+  }
+  // A kill releases a suspended thread: it must run to its end (unwinding, or cleanup under a
+  // kill_deferral) instead of staying parked, and it no longer shows as suspended.
+  target->suspend_requested.store(false, std::memory_order_seq_cst);
+  target->park.wake();
+  if (target->hooks) target->hooks->on_kill_request();
+  return true;
+}
+
+void sleep_for(std::chrono::nanoseconds duration) {
+  api_call call;
+  if (call.self() == nullptr) {
+    std::this_thread::sleep_for(duration);
+    return;
+  }
+  const timespec deadline = core::deadline_after(duration);
+  core::wait_until(*call.self(), &deadline, [] { return false; });
+}
+
+void checkpoint() {
+  api_call call;
+  if (call.self() == nullptr) return;
+  if (call.self()->suspend_requested.load()) core::park_while_suspended(*call.self());
+  core::throw_if_killed(*call.self());
+}
+
+}  // namespace mthread

@@ -1,0 +1,47 @@
+// The binding:: calls of binding.hpp about the calling thread and its peers.
+#include "mthread/binding.hpp"
+#include "core/control.hpp"
+#include "core/registry.hpp"
+
+namespace mthread {
+
+using core::registry;
+
+namespace binding {
+
+bool suspend_requested() {
+  const core::thread_record* self = registry::self();
+  return self != nullptr && self->suspend_requested.load(std::memory_order_acquire);
+}
+
+bool kill_requested() {
+  const core::thread_record* self = registry::self();
+  return self != nullptr && self->kill_requested.load(std::memory_order_acquire);
+}
+
+bool has_messages(thread_id id) {
+  core::core_section section;
+  const core::record_ptr target = registry::instance().find(id);
+  return target != nullptr && !target->box.empty();
+}
+
+std::string sender_name(thread_id id) {
+  core::core_section section;
+  return registry::instance().recent_name(id).value_or("unknown");
+}
+
+void park_while_suspended() {
+  core::core_section section;
+  if (section.self() != nullptr) core::park_while_suspended(*section.self());
+}
+
+kill_deferral::kill_deferral() {
+  if (core::thread_record* self = registry::self()) ++self->kill_deferrals;
+}
+
+kill_deferral::~kill_deferral() {
+  if (core::thread_record* self = registry::self()) --self->kill_deferrals;
+}
+
+}  // namespace binding
+}  // namespace mthread

@@ -1,0 +1,149 @@
+// The reaper thread, the futex table it sizes, and the joins it shares with join().
+#include "core/reaper.hpp"
+
+#include <sys/prctl.h>
+
+#include <algorithm>
+#include <bit>
+#include <limits>
+#include <thread>
+
+#include "core/control.hpp"
+#include "core/no_destroy.hpp"
+
+namespace mthread::core {
+
+void forget(thread_record& joined) {
+  joined.give_back_stack_now();
+  registry::instance().remove(joined.id);
+}
+
+// pthread_clockjoin_np on CLOCK_MONOTONIC (a step of the wall clock must not stretch a slice);
+// under ThreadSanitizer, which knows only pthread_timedjoin_np (CLOCK_REALTIME), that one.
+int join_until(pthread_t thread, const timespec& monotonic_end) {
+#if defined(__SANITIZE_THREAD__)
+  timespec now_monotonic{};
+  timespec end{};
+  clock_gettime(CLOCK_MONOTONIC, &now_monotonic);
+  clock_gettime(CLOCK_REALTIME, &end);
+  const long long left_ns = (monotonic_end.tv_sec - now_monotonic.tv_sec) * 1'000'000'000LL +
+                            (monotonic_end.tv_nsec - now_monotonic.tv_nsec);
+  const long long end_ns = end.tv_nsec + std::max(left_ns, 0LL);
+  end.tv_sec += static_cast<time_t>(end_ns / 1'000'000'000);
+  end.tv_nsec = static_cast<long>(end_ns % 1'000'000'000);
+  return pthread_timedjoin_np(thread, nullptr, &end);
+#else
+  return pthread_clockjoin_np(thread, nullptr, CLOCK_MONOTONIC, &monotonic_end);
+#endif
+}
+
+void futex_table::grow(std::size_t threads) {
+  constexpr int option = 78;  // PR_FUTEX_HASH (absent from older headers)
+  constexpr int set_slots = 1;
+  constexpr int get_slots = 2;
+  constexpr std::size_t never = std::numeric_limits<std::size_t>::max();
+  const int slots = prctl(option, get_slots, 0, 0, 0);
+  if (slots <= 0) {
+    next_check_.store(never, std::memory_order_relaxed);
+    return;
+  }
+  const std::size_t wanted = std::bit_ceil(4 * threads);
+  if (wanted > static_cast<std::size_t>(slots) && prctl(option, set_slots, wanted, 0, 0) != 0) {
+    next_check_.store(never, std::memory_order_relaxed);
+    return;
+  }
+  next_check_.store(std::max(wanted, static_cast<std::size_t>(slots)), std::memory_order_relaxed);
+}
+
+reaper& reaper::instance() {
+  static no_destroy<reaper> instance;
+  return instance.get();
+}
+
+void reaper::ensure_running() {
+  std::lock_guard guard(lock_);
+  if (running_) return;
+  std::thread(&reaper::run, this).detach();
+  running_ = true;
+}
+
+void reaper::hand_over(record_ptr ended) {
+  {
+    std::lock_guard guard(lock_);
+    unclaimed_.push_back(std::move(ended));
+  }
+  ready_.notify_one();
+}
+
+void reaper::note_thread_count(std::size_t threads) {
+  if (!futexes_.due(threads)) return;
+  {
+    std::lock_guard guard(lock_);
+    if (threads <= futex_table_for_) return;
+    futex_table_for_ = threads;
+  }
+  ready_.notify_one();
+}
+
+void reaper::take_over(record_ptr claimed) {
+  {
+    std::lock_guard guard(lock_);
+    claimed_.push_back(std::move(claimed));
+  }
+  ready_.notify_one();
+}
+
+// Joins in the order threads ended, blocking on the oldest for at most `patience`: one whose
+// end is slow (a thread_local destructor that takes its time) is put at the back, and the
+// others that are gone meanwhile are joined without waiting, so it delays nobody's reaping by
+// more than the patience. That grows while nothing ends (a thread stuck in its end costs no
+// busy polling) and is short again as soon as something is joined.
+void reaper::run() {
+  pthread_setname_np(pthread_self(), "mthread-reaper");
+  constexpr auto shortest_patience = std::chrono::milliseconds(1);
+  constexpr auto longest_patience = std::chrono::milliseconds(16);
+  auto patience = shortest_patience;
+  std::deque<record_ptr> ending;  // claimed by the reaper, not yet joined
+  std::size_t futex_table_done_for = 0;
+  for (;;) {
+    std::size_t grow_futex_table_for = 0;
+    {
+      std::unique_lock guard(lock_);
+      if (ending.empty()) {
+        ready_.wait(guard, [&] {
+          return !claimed_.empty() || !unclaimed_.empty() ||
+                 futex_table_for_ > futex_table_done_for;
+        });
+      }
+      if (futex_table_for_ > futex_table_done_for) {
+        grow_futex_table_for = futex_table_done_for = futex_table_for_;
+      }
+      for (record_ptr& claimed : claimed_) ending.push_back(std::move(claimed));
+      claimed_.clear();
+      for (record_ptr& ended : unclaimed_) {
+        if (!ended->reap_claimed.exchange(true)) ending.push_back(std::move(ended));
+      }
+      unclaimed_.clear();
+    }
+    if (grow_futex_table_for != 0) futexes_.grow(grow_futex_table_for);
+    if (ending.empty()) continue;
+    record_ptr oldest = std::move(ending.front());
+    ending.pop_front();
+    if (join_until(oldest->handle, deadline_after(patience)) == 0) {
+      forget(*oldest);
+      patience = shortest_patience;
+      continue;
+    }
+    const std::size_t before = ending.size();
+    std::erase_if(ending, [](const record_ptr& ended) {
+      if (pthread_tryjoin_np(ended->handle, nullptr) != 0) return false;
+      forget(*ended);
+      return true;
+    });
+    patience =
+        ending.size() < before ? shortest_patience : std::min(2 * patience, longest_patience);
+    ending.push_back(std::move(oldest));
+  }
+}
+
+}  // namespace mthread::core

@@ -1,0 +1,78 @@
+// The reaper: the thread that joins ended threads no joiner joins, frees their stacks and takes
+// them out of the registry; and the joins it shares with join().
+#pragma once
+
+#include <pthread.h>
+#include <time.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+
+#include "core/registry.hpp"
+
+namespace mthread::core {
+
+// Gives back the stack of a thread that is gone (joined) and only then removes it from the
+// registry, so "status() is TERMINATED" means its stack and mailbox are freed.
+void forget(thread_record& joined);
+
+// Joins `thread` if it is gone by `monotonic_end` (CLOCK_MONOTONIC): 0 then, else an errno.
+int join_until(pthread_t thread, const timespec& monotonic_end);
+
+// Linux (6.16 on) gives each process a private futex hash table, sized by the lesser of its
+// thread count and the CPUs: 16 buckets on a two-CPU machine, however many threads there are.
+// Every sleeping thread of mthread's waits on a futex word of its own, so with thousands of them
+// each wake-up walks hundreds of waiters in its bucket (40 µs a wake at 10000 threads, against
+// 4 µs at 100). So the table grows with the thread count, four buckets a thread, by factors of
+// four. A resize waits for an RCU grace period (30 ms on a small virtual machine), so the reaper
+// makes it, not the thread that starts one. Kernels without the call, and a process that chose
+// the global table (0 buckets), are left as they are.
+class futex_table {
+ public:
+  // Whether the table should grow now that `threads` are alive. Cheap: one relaxed load.
+  bool due(std::size_t threads) const {
+    return threads >= next_check_.load(std::memory_order_relaxed);
+  }
+  // The reaper's: sizes the table for `threads`.
+  void grow(std::size_t threads);
+
+ private:
+  std::atomic<std::size_t> next_check_{32};
+};
+
+// Joins ended threads; a thread blocked in join() on one does it itself when it can (see
+// join()), so that a join costs one wake-up, as std::thread::join does.
+class reaper {
+ public:
+  static reaper& instance();
+
+  // Called before the first thread starts, so a failure reaches the caller of start.
+  void ensure_running();
+
+  // An ended thread that no joiner can join (none, or suspended, killed, timed out): the reaper
+  // claims it unless a joiner did.
+  void hand_over(record_ptr ended);
+
+  // From start(): `threads` are alive now; the reaper grows the futex table if it is due.
+  void note_thread_count(std::size_t threads);
+
+  // From a joiner that claimed a thread which is not gone yet (its thread_local destructors
+  // still run) and must stop waiting: the reaper waits for it instead.
+  void take_over(record_ptr claimed);
+
+ private:
+  void run();
+
+  std::mutex lock_;
+  std::condition_variable ready_;
+  std::deque<record_ptr> claimed_;    // claimed by a joiner that had to stop waiting
+  std::deque<record_ptr> unclaimed_;  // ended, and no joiner could join them
+  bool running_ = false;
+  futex_table futexes_;
+  std::size_t futex_table_for_ = 0;  // the thread count the table should be sized for
+};
+
+}  // namespace mthread::core

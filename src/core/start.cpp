@@ -1,0 +1,160 @@
+// Starting a thread: its record, stack and pthread; what runs on it from its entry to its end.
+#include <cxxabi.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "core/control.hpp"
+#include "core/reaper.hpp"
+#include "core/registry.hpp"
+#include "core/signals.hpp"
+#include "mthread/binding.hpp"
+#include "mthread/thread.hpp"
+
+namespace mthread {
+namespace core {
+namespace {
+
+std::atomic<std::size_t> default_stack{default_stack_size};
+
+void set_os_name(const std::string& name) {
+  // The kernel keeps 15 bytes; cut on a character boundary so tools show valid UTF-8.
+  std::size_t length = std::min<std::size_t>(name.size(), 15);
+  if (length < name.size()) {
+    while (length > 0 && (static_cast<unsigned char>(name[length]) & 0xC0) == 0x80) --length;
+  }
+  pthread_setname_np(pthread_self(), name.substr(0, length).c_str());
+}
+
+void report_uncaught(const thread_record& self, const char* what) {
+  std::fprintf(stderr, "mthread: thread \"%s\" (id %llu) ended by an uncaught exception: %s\n",
+               self.name.c_str(), static_cast<unsigned long long>(self.id), what);
+}
+
+// Once the body is over, the thread runs only the library's code (printing an uncaught
+// exception, freeing the body's captures), which takes stdio's and malloc's locks: a suspend
+// signal parking it there would stop every thread that needs those locks. So no suspend from
+// here on; one already requested stays pending until the thread is gone. The thread enters a
+// core section it never leaves (the suspend handler parks only outside one): as good as
+// blocking the signal, without the system call.
+void end_suspension(thread_record& self) {
+  if (self.suspension_ended) return;
+  self.suspension_ended = true;
+  self.suspendable.store(false, std::memory_order_seq_cst);
+  self.core_depth.store(self.core_depth.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+// The body always runs, even when killed before it started: a binding must get the chance to
+// release what the body holds (a native body meets the kill at its first call into mthread).
+void run_body(thread_record& self) {
+  try {
+    self.body();
+  } catch (const thread_killed&) {
+  } catch (abi::__forced_unwind&) {
+    throw;  // pthread_exit: let glibc finish unwinding; the finisher still runs
+  } catch (const std::exception& e) {
+    end_suspension(self);
+    report_uncaught(self, e.what());
+  } catch (...) {
+    end_suspension(self);
+    report_uncaught(self, "(not a std::exception)");
+  }
+  end_suspension(self);
+}
+
+void finish(thread_record& self) {
+  end_suspension(self);
+  // From here on a kill no longer throws: the captures' destructors may call into mthread.
+  ++self.kill_deferrals;
+  self.body = nullptr;
+  leave_thread_signals(self);  // `ended` from here on
+  self.box.close();
+  // A joiner joins the thread itself; the reaper the ones nobody joins, or whose joiners are
+  // suspended (suspend() hands over to it when it suspends a joiner of an ended thread), or
+  // give up (join()'s end hands over then).
+  const bool joiner_will_join = self.joiners.load(std::memory_order_seq_cst) > 0 &&
+                                registry::instance().wake_joiners_of(self);
+  if (!joiner_will_join) reaper::instance().hand_over(registry::instance().find(self.id));
+}
+
+void* thread_entry(void* argument) {
+  auto& self = *static_cast<thread_record*>(argument);
+  registry::set_self(&self);
+  self.handle = pthread_self();
+  self.os_tid.store(static_cast<long>(syscall(SYS_gettid)), std::memory_order_relaxed);
+  self.stack.note_entry_frame(__builtin_frame_address(0));
+  enter_thread_signals(self);
+  set_os_name(self.name);
+  struct finisher {
+    thread_record& self;
+    ~finisher() { finish(self); }
+  } at_end{self};
+  run_body(self);
+  return nullptr;
+}
+
+}  // namespace
+}  // namespace core
+
+using core::api_call;
+using core::registry;
+
+thread_id detail::start(std::string_view name, const start_options& options,
+                        std::function<void()> body) {
+  api_call call;
+  if (options.mailbox_depth == 0 || options.mailbox_depth > max_mailbox_depth) {
+    throw error("mthread: mailbox_depth must be 1.." + std::to_string(max_mailbox_depth) +
+                ", got " + std::to_string(options.mailbox_depth));
+  }
+  if (options.type == thread_type::main) {
+    throw error("mthread: a started thread cannot be of type MAIN");
+  }
+  core::install_signal_handlers();
+  core::reaper::instance().ensure_running();
+
+  auto& threads = registry::instance();
+  auto record = std::make_shared<core::thread_record>(threads.next_id(), options.type,
+                                                      std::string(name), options.mailbox_depth);
+  record->hooks = options.hooks;
+  record->body = std::move(body);
+  const std::size_t size =
+      core::effective_stack_size(options.stack_size != 0 ? options.stack_size : stack_size());
+  record->stack = core::take_stack(size);
+  record->stack_size = record->stack.size();
+  core::reaper::instance().note_thread_count(threads.add(record));
+
+  pthread_attr_t attributes;
+  pthread_attr_init(&attributes);
+  pthread_attr_setstack(&attributes, record->stack.low(), record->stack.size());
+  pthread_t handle;
+  const int failure = pthread_create(&handle, &attributes, core::thread_entry, record.get());
+  pthread_attr_destroy(&attributes);
+  if (failure != 0) {
+    threads.remove(record->id);
+    throw error("mthread: cannot start thread \"" + record->name + "\": " + std::strerror(failure));
+  }
+  return record->id;
+}
+
+std::size_t stack_size() {
+  return core::default_stack.load();
+}
+
+std::size_t stack_size(std::size_t bytes) {
+  const std::size_t effective = bytes == 0 ? default_stack_size : core::effective_stack_size(bytes);
+  core::default_stack.store(effective);
+  return effective;
+}
+
+std::size_t max_threads() {
+  return registry::instance().limit();
+}
+
+}  // namespace mthread
