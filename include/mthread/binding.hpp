@@ -1,12 +1,16 @@
 // For language bindings (the Python module is one): what a binding needs from the core to run
 // its interpreter's code on mthread threads. Applications do not need this header.
 //
-// A binding starts its threads with start_options{.type = thread_type::python, .hooks = ...}.
+// A binding starts its threads with binding::start, as PYTHON or SERVICE threads with hooks.
 // Such threads are suspended and killed cooperatively: the core never stops them with a signal
 // (an interpreter thread must not be parked while it holds its interpreter's lock). Instead the
 // core tells the binding through the hooks, and the binding brings the thread to
 // park_while_suspended() or raises its own "killed" exception there.
 #pragma once
+
+#include <functional>
+#include <memory>
+#include <string_view>
 
 #include "mthread/thread.hpp"
 
@@ -22,6 +26,14 @@ class thread_hooks {
 };
 
 namespace binding {
+
+// Starts `body` on a new thread of `type` (python or service) whose suspend and kill requests
+// go to `hooks`. Such a thread is never stopped by a signal, so without hooks nothing would
+// stop it while suspend() reported it SUSPENDED: a null `hooks`, or a type that is not
+// cooperative (main, native), is refused with mthread::error and starts nothing. NATIVE
+// threads are started with start_new_thread.
+thread_id start(std::string_view name, const start_options& options, thread_type type,
+                std::shared_ptr<thread_hooks> hooks, std::function<void()> body);
 
 // Cheap checks for the calling thread (false in a thread mthread does not know).
 bool suspend_requested();

@@ -16,14 +16,11 @@
 
 namespace mthread {
 
-class thread_hooks;  // see mthread/binding.hpp; only language bindings need it
-
-// Everything start_new_thread can be told besides the name and the function.
+// Everything start_new_thread can be told besides the name and the function. Its threads are
+// NATIVE; a language binding starts its own kinds with binding::start (mthread/binding.hpp).
 struct start_options {
   std::size_t stack_size = 0;                         // 0: the current stack_size()
   std::size_t mailbox_depth = default_mailbox_depth;  // 1 .. max_mailbox_depth
-  thread_type type = thread_type::native;             // bindings set python
-  std::shared_ptr<thread_hooks> hooks;                // bindings only: see binding.hpp
 };
 
 namespace detail {

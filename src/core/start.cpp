@@ -100,29 +100,21 @@ void* thread_entry(void* argument) {
   return nullptr;
 }
 
-}  // namespace
-}  // namespace core
-
-using core::api_call;
-using core::registry;
-
-thread_id detail::start(std::string_view name, const start_options& options,
-                        std::function<void()> body) {
+// What start_new_thread and binding::start share; `type` and `hooks` are checked by the caller.
+thread_id start_thread(std::string_view name, const start_options& options, thread_type type,
+                       std::shared_ptr<thread_hooks> hooks, std::function<void()> body) {
   api_call call;
   if (options.mailbox_depth == 0 || options.mailbox_depth > max_mailbox_depth) {
     throw error("mthread: mailbox_depth must be 1.." + std::to_string(max_mailbox_depth) +
                 ", got " + std::to_string(options.mailbox_depth));
   }
-  if (options.type == thread_type::main) {
-    throw error("mthread: a started thread cannot be of type MAIN");
-  }
   core::install_signal_handlers();
   core::reaper::instance().ensure_running();
 
   auto& threads = registry::instance();
-  auto record = std::make_shared<core::thread_record>(threads.next_id(), options.type,
-                                                      std::string(name), options.mailbox_depth);
-  record->hooks = options.hooks;
+  auto record = std::make_shared<core::thread_record>(threads.next_id(), type, std::string(name),
+                                                      options.mailbox_depth);
+  record->hooks = std::move(hooks);
   record->body = std::move(body);
   const std::size_t size =
       core::effective_stack_size(options.stack_size != 0 ? options.stack_size : stack_size());
@@ -141,6 +133,30 @@ thread_id detail::start(std::string_view name, const start_options& options,
     throw error("mthread: cannot start thread \"" + record->name + "\": " + std::strerror(failure));
   }
   return record->id;
+}
+
+}  // namespace
+}  // namespace core
+
+using core::registry;
+
+thread_id detail::start(std::string_view name, const start_options& options,
+                        std::function<void()> body) {
+  return core::start_thread(name, options, thread_type::native, nullptr, std::move(body));
+}
+
+thread_id binding::start(std::string_view name, const start_options& options, thread_type type,
+                         std::shared_ptr<thread_hooks> hooks, std::function<void()> body) {
+  if (type != thread_type::python && type != thread_type::service) {
+    throw error("mthread: binding::start: a binding's thread is PYTHON or SERVICE, got type " +
+                std::to_string(static_cast<int>(type)));
+  }
+  if (hooks == nullptr) {
+    throw error(
+        "mthread: binding::start: a PYTHON or SERVICE thread needs hooks: no signal stops it, so "
+        "without them suspend and kill could not reach it");
+  }
+  return core::start_thread(name, options, type, std::move(hooks), std::move(body));
 }
 
 std::size_t stack_size() {

@@ -550,12 +550,10 @@ thread_id start_python_thread(const std::string& name, py::object func, py::tupl
   auto state =
       std::make_shared<python_thread>(name, std::move(func), std::move(args), std::move(kwargs));
   start_options options;
-  options.type = thread_type::python;
   options.stack_size = stack_bytes;
   options.mailbox_depth = mailbox_depth;
-  options.hooks = state;
   // Starting never blocks for long, but it allocates: no GIL needed by the core here.
-  return start_new_thread(options, name, [state] { state->run(); });
+  return binding::start(name, options, thread_type::python, state, [state] { state->run(); });
 }
 
 std::size_t join_all(std::chrono::milliseconds grace) {

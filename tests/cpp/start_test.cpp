@@ -213,9 +213,6 @@ TEST_F(Start, InvalidOptionsThrowAndStartNothing) {
   mthread::start_options deep;
   deep.mailbox_depth = mthread::max_mailbox_depth + 1;
   EXPECT_THROW(mthread::start_new_thread(deep, "bad", [] {}), mthread::error);
-  mthread::start_options as_main;
-  as_main.type = mthread::thread_type::main;
-  EXPECT_THROW(mthread::start_new_thread(as_main, "bad", [] {}), mthread::error);
   try {
     mthread::start_new_thread(zero_depth, "bad", [] {});
     FAIL() << "no exception";

@@ -374,19 +374,20 @@ TEST_F(Suspend, RapidSuspendResumeCycles) {
 namespace {
 
 // A thread that is not native (here SERVICE, as a binding's threads are PYTHON) is never stopped
-// by a signal: it stops at its next checkpoint() or inside mthread's waits and sleeps.
+// by a signal: it stops at its next checkpoint() or inside mthread's waits and sleeps. (Hooks
+// that do nothing: this thread reaches its checkpoints by itself.)
 TEST_F(Suspend, CooperativeThreadStopsAtItsCheckpoint) {
   std::atomic<std::uint64_t> count{0};
   std::atomic<bool> stop{false};
-  mthread::start_options options;
-  options.type = mthread::thread_type::service;
-  const auto id = mthread::start_new_thread(options, "cooperative", [&] {
-    mthread::allow_suspend(true);
-    while (!stop.load()) {
-      for (int i = 0; i < 100; ++i) count.fetch_add(1, std::memory_order_relaxed);
-      mthread::checkpoint();
-    }
-  });
+  const auto hooks = std::make_shared<mthread::thread_hooks>();
+  const auto id =
+      mthread::binding::start("cooperative", {}, mthread::thread_type::service, hooks, [&] {
+        mthread::allow_suspend(true);
+        while (!stop.load()) {
+          for (int i = 0; i < 100; ++i) count.fetch_add(1, std::memory_order_relaxed);
+          mthread::checkpoint();
+        }
+      });
   ASSERT_TRUE(wait_for([&] { return count.load() > 0; }));
   const auto infos = mthread::list();
   ASSERT_NE(mt_test::find_info(infos, id), nullptr);
