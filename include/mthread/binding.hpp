@@ -8,11 +8,18 @@
 // park_while_suspended() or raises its own "killed" exception there.
 #pragma once
 
+#include <poll.h>
+
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
+#include "mthread/deadline.hpp"
 #include "mthread/thread.hpp"
+#include "mthread/types.hpp"
 
 namespace mthread {
 
@@ -34,6 +41,15 @@ namespace binding {
 // threads are started with start_new_thread.
 thread_id start(std::string_view name, const start_options& options, thread_type type,
                 std::shared_ptr<thread_hooks> hooks, std::function<void()> body);
+
+// The waits of sleep_for, wait, get_msg and poll, ending at a deadline that the binding made
+// once from its caller's timeout (see mthread/deadline.hpp): a wait the binding cuts into
+// slices, to look at its own signals between them, keeps its end. (mutex::lock_waiting takes
+// one too.)
+void sleep_until(const deadline& until);
+std::optional<std::uint32_t> wait(const deadline& until);
+message get_msg(const deadline& until);
+int poll(pollfd* fds, std::size_t count, const deadline& until);
 
 // Cheap checks for the calling thread (false in a thread mthread does not know).
 bool suspend_requested();

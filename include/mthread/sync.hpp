@@ -19,7 +19,6 @@
 
 #include <poll.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>  // std::cv_status
@@ -27,6 +26,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "mthread/deadline.hpp"
 #include "mthread/types.hpp"
 
 namespace mthread {
@@ -40,20 +40,6 @@ struct waiter_list {
   sync_waiter* head = nullptr;
   sync_waiter* tail = nullptr;
 };
-
-// A timeout as the core takes it, in nanoseconds: 0 for one that passed, -1 ("no limit") for
-// one beyond a century.
-template <class Rep, class Period>
-std::int64_t timeout_ns(const std::chrono::duration<Rep, Period>& timeout) {
-  using namespace std::chrono;
-  if (timeout <= duration<Rep, Period>::zero()) return 0;
-  if (duration_cast<duration<double>>(timeout) >= hours(24 * 365 * 100)) return -1;
-  return std::max<std::int64_t>(ceil<nanoseconds>(timeout).count(), 0);
-}
-template <class Clock, class Duration>
-std::int64_t timeout_ns(const std::chrono::time_point<Clock, Duration>& until) {
-  return timeout_ns(until - Clock::now());
-}
 }  // namespace detail
 
 // A lock, not recursive. Meets the standard's TimedLockable requirements (std::lock_guard,
@@ -69,7 +55,7 @@ class mutex {
 
   // Blocks until the mutex is free; a kill or suspend takes effect while it waits.
   void lock() {
-    if (!try_lock()) (void)lock_waiting(-1);
+    if (!try_lock()) (void)lock_waiting(deadline::never());
   }
   bool try_lock() noexcept {
     std::uint32_t state = state_.load(std::memory_order_relaxed);
@@ -83,11 +69,11 @@ class mutex {
   }
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock() || lock_waiting(detail::timeout_ns(timeout));
+    return try_lock() || lock_waiting(deadline::after(timeout));
   }
   template <class Clock, class Duration>
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& until) {
-    return try_lock() || lock_waiting(detail::timeout_ns(until));
+    return try_lock() || lock_waiting(deadline::at(until));
   }
   // Throws mthread::error if the mutex is not locked.
   void unlock();
@@ -105,9 +91,9 @@ class mutex {
     return (state_.load(std::memory_order_relaxed) & locked_bit) != 0;
   }
 
-  // Waits up to `timeout_ns` (negative: no limit) for the mutex; true once it holds it.
-  // What lock() and the try_lock_* calls do after a failed try_lock().
-  bool lock_waiting(std::int64_t timeout_ns);
+  // Waits until `until` for the mutex; true once it holds it. What lock() and the try_lock_*
+  // calls do after a failed try_lock().
+  bool lock_waiting(const deadline& until);
 
  private:
   friend class condition_variable;
@@ -134,7 +120,7 @@ class condition_variable {
   void notify_one() noexcept;
   void notify_all() noexcept;
 
-  void wait(std::unique_lock<mutex>& lock) { (void)wait_ns(lock, -1); }
+  void wait(std::unique_lock<mutex>& lock) { (void)wait_until_deadline(lock, deadline::never()); }
   template <class Predicate>
   void wait(std::unique_lock<mutex>& lock, Predicate ready) {
     while (!ready()) wait(lock);
@@ -142,8 +128,8 @@ class condition_variable {
   template <class Rep, class Period>
   std::cv_status wait_for(std::unique_lock<mutex>& lock,
                           const std::chrono::duration<Rep, Period>& timeout) {
-    return wait_ns(lock, detail::timeout_ns(timeout)) ? std::cv_status::no_timeout
-                                                      : std::cv_status::timeout;
+    return wait_until_deadline(lock, deadline::after(timeout)) ? std::cv_status::no_timeout
+                                                               : std::cv_status::timeout;
   }
   template <class Rep, class Period, class Predicate>
   bool wait_for(std::unique_lock<mutex>& lock, const std::chrono::duration<Rep, Period>& timeout,
@@ -153,8 +139,8 @@ class condition_variable {
   template <class Clock, class Duration>
   std::cv_status wait_until(std::unique_lock<mutex>& lock,
                             const std::chrono::time_point<Clock, Duration>& until) {
-    return wait_ns(lock, detail::timeout_ns(until)) ? std::cv_status::no_timeout
-                                                    : std::cv_status::timeout;
+    return wait_until_deadline(lock, deadline::at(until)) ? std::cv_status::no_timeout
+                                                          : std::cv_status::timeout;
   }
   template <class Clock, class Duration, class Predicate>
   bool wait_until(std::unique_lock<mutex>& lock,
@@ -166,8 +152,8 @@ class condition_variable {
   }
 
  private:
-  // False on timeout. `timeout_ns` negative: no limit.
-  bool wait_ns(std::unique_lock<mutex>& lock, std::int64_t timeout_ns);
+  // False on timeout.
+  bool wait_until_deadline(std::unique_lock<mutex>& lock, const deadline& until);
 
   detail::waiter_list waiters_;
 };

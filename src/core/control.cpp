@@ -56,29 +56,8 @@ void park_while_suspended(thread_record& self) {
         self.kill_requested.load(std::memory_order_acquire)) {
       return;
     }
-    self.park.wait(seen, nullptr);
+    self.park.wait(seen, deadline::never());
   }
-}
-
-timespec deadline_after(std::chrono::nanoseconds duration) {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  if (duration.count() < 0) duration = std::chrono::nanoseconds(0);
-  constexpr long long billion = 1'000'000'000;
-  // Far-off deadlines saturate instead of overflowing time_t.
-  const long long cap = (1LL << 32) * billion;  // about 136 years
-  const long long total = std::min<long long>(duration.count(), cap) + now.tv_nsec;
-  timespec deadline{};
-  deadline.tv_sec = now.tv_sec + static_cast<time_t>(total / billion);
-  deadline.tv_nsec = static_cast<long>(total % billion);
-  return deadline;
-}
-
-bool deadline_passed(const timespec& deadline) {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return now.tv_sec > deadline.tv_sec ||
-         (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec);
 }
 
 // --- the public control calls of thread.hpp --------------------------------------------------
@@ -163,13 +142,17 @@ bool kill(thread_id id) {
 }
 
 void sleep_for(std::chrono::nanoseconds duration) {
+  binding::sleep_until(deadline::after(duration));
+}
+
+void binding::sleep_until(const deadline& until) {
   api_call call;
   if (call.self() == nullptr) {
-    std::this_thread::sleep_for(duration);
+    while (until.is_never()) std::this_thread::sleep_for(std::chrono::hours(24));
+    std::this_thread::sleep_until(until.when());
     return;
   }
-  const timespec deadline = core::deadline_after(duration);
-  core::wait_until(*call.self(), &deadline, [] { return false; });
+  core::wait_until(*call.self(), until, [] { return false; });
 }
 
 void checkpoint() {

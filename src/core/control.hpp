@@ -5,13 +5,12 @@
 // - wait_until: the one wait loop, where suspend parks and kill throws.
 #pragma once
 
-#include <time.h>
-
 #include <chrono>
 #include <type_traits>
 #include <utility>
 
 #include "core/registry.hpp"
+#include "mthread/deadline.hpp"
 
 namespace mthread::core {
 
@@ -53,17 +52,12 @@ void throw_if_killed(thread_record& self);
 // Parks while suspended; returns on resume or kill. Async-signal-safe.
 void park_while_suspended(thread_record& self);
 
-// nullopt-like: a null deadline means "wait forever".
-timespec deadline_after(std::chrono::nanoseconds duration);
-bool deadline_passed(const timespec& deadline);
-
 // Blocks the calling thread until `ready()` is true (returns true) or the deadline passes
 // (false). Parks while suspended, throws thread_killed when killed. `ready` runs with no lock
 // held. `arrived(going_to_sleep)` tells the parker when `ready()` may have turned true (see
 // parker::wait).
 template <class Ready, class Arrived>
-bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready,
-                const Arrived& arrived) {
+bool wait_until(thread_record& self, const deadline& until, Ready&& ready, const Arrived& arrived) {
   const waiting_scope waiting(self);
   for (;;) {
     // prepare() before every check, the kill check included: a kill() (or any wake) landing
@@ -73,14 +67,14 @@ bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready,
     const bool suspended = self.suspend_requested.load(std::memory_order_acquire);
     if (!suspended) {
       if (ready()) return true;
-      if (deadline != nullptr && deadline_passed(*deadline)) return false;
+      if (until.passed()) return false;
       if constexpr (std::is_null_pointer_v<Arrived>) {
-        self.park.wait(seen, deadline);
+        self.park.wait(seen, until);
       } else {
-        self.park.wait(seen, deadline, arrived);
+        self.park.wait(seen, until, arrived);
       }
     } else {
-      self.park.wait(seen, nullptr);
+      self.park.wait(seen, deadline::never());
     }
   }
 }
@@ -88,8 +82,8 @@ bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready,
 // For conditions that only a wake() changes (a thread ended or gone, a sleep's deadline): these
 // waits are long, so they sleep at once instead of spinning.
 template <class Ready>
-bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready) {
-  return wait_until(self, deadline, std::forward<Ready>(ready), nullptr);
+bool wait_until(thread_record& self, const deadline& until, Ready&& ready) {
+  return wait_until(self, until, std::forward<Ready>(ready), nullptr);
 }
 
 }  // namespace mthread::core

@@ -18,13 +18,11 @@ namespace {
 // gone): joins it. First for a few microseconds without sleeping (most threads are gone by
 // then), then in slices short enough that the joiner stays killable and suspendable and keeps
 // its deadline; a joiner that must stop waiting hands its claim to the reaper.
-void join_or_hand_to_reaper(thread_record& self, const record_ptr& target,
-                            const timespec& deadline) {
+void join_or_hand_to_reaper(thread_record& self, const record_ptr& target, const deadline& until) {
   if (target->reap_claimed.exchange(true)) return;  // the reaper has it
-  const timespec spin_end = deadline_after(std::chrono::microseconds(20));
+  const deadline spin_end = deadline::after(std::chrono::microseconds(20));
   int joined = EBUSY;
-  while ((joined = pthread_tryjoin_np(target->handle, nullptr)) == EBUSY &&
-         !deadline_passed(spin_end)) {
+  while ((joined = pthread_tryjoin_np(target->handle, nullptr)) == EBUSY && !spin_end.passed()) {
     sched_yield();
   }
   if (joined == 0) {
@@ -33,11 +31,11 @@ void join_or_hand_to_reaper(thread_record& self, const record_ptr& target,
   }
   const waiting_scope waiting(self);
   for (;;) {
-    if (join_until(target->handle, deadline_after(std::chrono::microseconds(500))) == 0) {
+    if (join_until(target->handle, deadline::after(std::chrono::microseconds(500))) == 0) {
       forget(*target);
       return;
     }
-    if (self.kill_requested.load() || self.suspend_requested.load() || deadline_passed(deadline)) {
+    if (self.kill_requested.load() || self.suspend_requested.load() || until.passed()) {
       reaper::instance().take_over(target);
       return;
     }
@@ -59,11 +57,11 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
   if (target->type == thread_type::main) {
     throw error("mthread: join: the main thread never ends while the process runs");
   }
-  const timespec deadline = core::deadline_after(timeout);
+  const deadline until = deadline::after(timeout);
   auto gone = [&] { return threads.find(id) == nullptr; };
   if (call.self() == nullptr) {
     while (!gone()) {
-      if (core::deadline_passed(deadline)) return false;
+      if (until.passed()) return false;
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     return true;
@@ -82,11 +80,11 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
       }
     }
   } at_end{call.self(), target};
-  if (!core::wait_until(*call.self(), &deadline, [&] { return target->ended.load(); })) {
+  if (!core::wait_until(*call.self(), until, [&] { return target->ended.load(); })) {
     return false;
   }
-  core::join_or_hand_to_reaper(*call.self(), target, deadline);
-  return core::wait_until(*call.self(), &deadline, gone);
+  core::join_or_hand_to_reaper(*call.self(), target, until);
+  return core::wait_until(*call.self(), until, gone);
 }
 
 }  // namespace mthread

@@ -1,7 +1,6 @@
 // Notifications and mailboxes: the public API of messaging.hpp.
 #include "mthread/messaging.hpp"
 
-#include <algorithm>
 #include <string>
 
 #include "core/control.hpp"
@@ -80,12 +79,6 @@ thread_id sender_id(const api_call& call) {
   return call.self() != nullptr ? call.self()->id : 0;
 }
 
-// Saturates first: converting a huge millisecond count to nanoseconds would overflow.
-timespec deadline_for(std::chrono::milliseconds timeout) {
-  constexpr std::chrono::milliseconds longest = std::chrono::hours(24 * 365 * 100);
-  return core::deadline_after(std::min(timeout, longest));
-}
-
 }  // namespace
 
 bool notify(thread_id id, std::uint32_t value) {
@@ -110,12 +103,15 @@ bool is_notified(thread_id id) {
 }
 
 std::optional<std::uint32_t> wait(std::chrono::milliseconds timeout) {
+  return binding::wait(deadline::after(timeout));
+}
+
+std::optional<std::uint32_t> binding::wait(const deadline& until) {
   api_call call;
   core::thread_record& self = require_self(call, "wait");
   std::uint32_t value = 0;
-  const timespec deadline = deadline_for(timeout);
   if (core::wait_until(
-          self, &deadline, [&] { return (value = self.notification.exchange(0)) != 0; },
+          self, until, [&] { return (value = self.notification.exchange(0)) != 0; },
           [&](bool) { return self.notification.load(std::memory_order_seq_cst) != 0; })) {
     return value;
   }
@@ -153,18 +149,15 @@ message get_msg() {
 }
 
 message get_msg(std::chrono::milliseconds timeout) {
+  return binding::get_msg(deadline::after(timeout));
+}
+
+message binding::get_msg(const deadline& until) {
   api_call call;
   core::thread_record& self = require_self(call, "get_msg");
   message m;
-  // A message already there: what the first round of wait_until would do, without its clock
-  // read and its stores (kill and suspend requests take the full path).
-  if (!self.kill_requested.load(std::memory_order_acquire) &&
-      !self.suspend_requested.load(std::memory_order_acquire) && self.box.pop(m)) {
-    return m;
-  }
-  const timespec deadline = deadline_for(timeout);
   core::wait_until(
-      self, &deadline, [&] { return self.box.pop(m); },
+      self, until, [&] { return self.box.pop(m); },
       [&](bool going_to_sleep) {
         return going_to_sleep ? self.box.wake_me_on_push() : self.box.has_message();
       });

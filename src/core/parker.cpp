@@ -13,18 +13,6 @@
 
 namespace mthread::core {
 
-timespec time_left(const timespec& deadline) {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  constexpr long long billion = 1'000'000'000;
-  const long long ns =
-      std::max((deadline.tv_sec - now.tv_sec) * billion + (deadline.tv_nsec - now.tv_nsec), 0LL);
-  timespec left{};
-  left.tv_sec = static_cast<time_t>(ns / billion);
-  left.tv_nsec = static_cast<long>(ns % billion);
-  return left;
-}
-
 namespace {
 
 void cpu_relax() {
@@ -85,7 +73,7 @@ parker::~parker() {
   if (const int fd = event_fd_.load(std::memory_order_relaxed); fd >= 0) close(fd);
 }
 
-int parker::wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const timespec* deadline) {
+int parker::wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const deadline& until) {
   pass_on_relay();  // as in wait_for
   int event_fd = event_fd_.load(std::memory_order_relaxed);
   if (event_fd < 0) {
@@ -102,9 +90,9 @@ int parker::wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const timesp
     polling_.store(false, std::memory_order_relaxed);
     return 0;
   }
-  const timespec left = deadline != nullptr ? time_left(*deadline) : timespec{};
+  const timespec left = until.is_never() ? timespec{} : until.left_timespec();
   const int ready =
-      ppoll(polled.data(), polled.size(), deadline != nullptr ? &left : nullptr, nullptr);
+      ppoll(polled.data(), polled.size(), until.is_never() ? nullptr : &left, nullptr);
   const int saved_errno = errno;
   polling_.store(false, std::memory_order_relaxed);
   if (ready < 0) {
@@ -123,8 +111,8 @@ int parker::wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const timesp
   return result;
 }
 
-void parker::wait_for(std::uint32_t seen, const timespec* deadline,
-                      bool (*arrived)(const void*, bool), const void* context) {
+void parker::wait_for(std::uint32_t seen, const deadline& until, bool (*arrived)(const void*, bool),
+                      const void* context) {
   // A held relay never waits while its holder does: the threads after it would wait too. (Only
   // a pacing owner holds one, a binding's thread, never in the suspend signal's handler.)
   pass_on_relay();
@@ -170,7 +158,9 @@ void parker::wait_for(std::uint32_t seen, const timespec* deadline,
   }
   // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a retried wait never
   // stretches the total time.
-  futex(&word_, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen, deadline, FUTEX_BITSET_MATCH_ANY);
+  const timespec end = until.is_never() ? timespec{} : until.monotonic();
+  futex(&word_, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen, until.is_never() ? nullptr : &end,
+        FUTEX_BITSET_MATCH_ANY);
   sleeping_.store(awake, std::memory_order_seq_cst);
   if (takes_relay) take_relay();
   if (!adapt) return;

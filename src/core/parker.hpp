@@ -14,11 +14,9 @@
 #include <utility>
 #include <vector>
 
-namespace mthread::core {
+#include "mthread/deadline.hpp"
 
-// What is left until a CLOCK_MONOTONIC deadline (zero once it passed): the relative timeout
-// ppoll() takes.
-timespec time_left(const timespec& deadline);
+namespace mthread::core {
 
 class parker;
 
@@ -88,8 +86,7 @@ class parker {
   std::uint32_t prepare() const { return word_.load(std::memory_order_acquire); }
 
   // Returns when wake() was called after prepare() returned `seen`, when `arrived(false)` turns
-  // true, when `deadline` (CLOCK_MONOTONIC, nullptr: none) passes, or on a signal. Only the
-  // owning thread waits.
+  // true, when `until` passes, or on a signal. Only the owning thread waits.
   //
   // `arrived(false)` is the spin's look at what the owner waits for: cheap, and changing
   // nothing. `arrived(true)` is the last look before sleeping, made after the owner said it is
@@ -105,9 +102,9 @@ class parker {
   // reasonable spin (an idle thread), and wakers that could only run once the spinner let go of
   // their CPU (a busy machine), shrink it to almost nothing.
   template <class Arrived>
-  void wait(std::uint32_t seen, const timespec* deadline, const Arrived& arrived) {
+  void wait(std::uint32_t seen, const deadline& until, const Arrived& arrived) {
     wait_for(
-        seen, deadline,
+        seen, until,
         [](const void* a, bool going_to_sleep) {
           return (*static_cast<const Arrived*>(a))(going_to_sleep);
         },
@@ -115,15 +112,13 @@ class parker {
   }
   // Without `arrived` only a wake() ends the wait: it sleeps at once (these waits are long:
   // suspended, joining, sleeping).
-  void wait(std::uint32_t seen, const timespec* deadline) {
-    wait_for(seen, deadline, nullptr, nullptr);
-  }
+  void wait(std::uint32_t seen, const deadline& until) { wait_for(seen, until, nullptr, nullptr); }
 
-  // As wait(seen, deadline), but also returns when `fds` (as for ::poll) are ready: the owner
+  // As wait(seen, until), but also returns when `fds` (as for ::poll) are ready: the owner
   // polls them together with an eventfd of its own that wake() writes to while it polls, so a
   // kill or suspend reaches a thread blocked on a socket at once. Returns what ::poll returned
   // for `fds` (0 when woken or timed out, -1 with errno on failure; EINTR is 0).
-  int wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const timespec* deadline);
+  int wait_fds(std::uint32_t seen, pollfd* fds, nfds_t count, const deadline& until);
 
   // Wakes the owner whatever it waits for (kill, suspend, resume, a thread gone).
   void wake();
@@ -156,7 +151,7 @@ class parker {
   }
 
  private:
-  void wait_for(std::uint32_t seen, const timespec* deadline, bool (*arrived)(const void*, bool),
+  void wait_for(std::uint32_t seen, const deadline& until, bool (*arrived)(const void*, bool),
                 const void* context);
 
   void take_relay();

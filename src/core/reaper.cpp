@@ -20,19 +20,16 @@ void forget(thread_record& joined) {
 
 // pthread_clockjoin_np on CLOCK_MONOTONIC (a step of the wall clock must not stretch a slice);
 // under ThreadSanitizer, which knows only pthread_timedjoin_np (CLOCK_REALTIME), that one.
-int join_until(pthread_t thread, const timespec& monotonic_end) {
+int join_until(pthread_t thread, const deadline& end) {
 #if defined(__SANITIZE_THREAD__)
-  timespec now_monotonic{};
-  timespec end{};
-  clock_gettime(CLOCK_MONOTONIC, &now_monotonic);
-  clock_gettime(CLOCK_REALTIME, &end);
-  const long long left_ns = (monotonic_end.tv_sec - now_monotonic.tv_sec) * 1'000'000'000LL +
-                            (monotonic_end.tv_nsec - now_monotonic.tv_nsec);
-  const long long end_ns = end.tv_nsec + std::max(left_ns, 0LL);
-  end.tv_sec += static_cast<time_t>(end_ns / 1'000'000'000);
-  end.tv_nsec = static_cast<long>(end_ns % 1'000'000'000);
-  return pthread_timedjoin_np(thread, nullptr, &end);
+  timespec realtime_end{};
+  clock_gettime(CLOCK_REALTIME, &realtime_end);
+  const long long end_ns = realtime_end.tv_nsec + end.left().count();
+  realtime_end.tv_sec += static_cast<time_t>(end_ns / 1'000'000'000);
+  realtime_end.tv_nsec = static_cast<long>(end_ns % 1'000'000'000);
+  return pthread_timedjoin_np(thread, nullptr, &realtime_end);
 #else
+  const timespec monotonic_end = end.monotonic();
   return pthread_clockjoin_np(thread, nullptr, CLOCK_MONOTONIC, &monotonic_end);
 #endif
 }
@@ -129,7 +126,7 @@ void reaper::run() {
     if (ending.empty()) continue;
     record_ptr oldest = std::move(ending.front());
     ending.pop_front();
-    if (join_until(oldest->handle, deadline_after(patience)) == 0) {
+    if (join_until(oldest->handle, deadline::after(patience)) == 0) {
       forget(*oldest);
       patience = shortest_patience;
       continue;

@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "core/registry.hpp"
+#include "mthread/deadline.hpp"
 
 namespace mthread::core {
 
@@ -19,8 +20,8 @@ namespace mthread::core {
 // registry, so "status() is TERMINATED" means its stack and mailbox are freed.
 void forget(thread_record& joined);
 
-// Joins `thread` if it is gone by `monotonic_end` (CLOCK_MONOTONIC): 0 then, else an errno.
-int join_until(pthread_t thread, const timespec& monotonic_end);
+// Joins `thread` if it is gone by `end` (not never): 0 then, else an errno.
+int join_until(pthread_t thread, const deadline& end);
 
 // Linux (6.16 on) gives each process a private futex hash table, sized by the lesser of its
 // thread count and the CPUs: 16 buckets on a two-CPU machine, however many threads there are.

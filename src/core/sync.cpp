@@ -17,6 +17,7 @@
 
 #include "core/control.hpp"
 #include "core/registry.hpp"
+#include "mthread/binding.hpp"
 
 namespace mthread {
 namespace detail {
@@ -94,7 +95,7 @@ enum class wait_end { signalled, timed_out, suspended };
 // Waits until the waiter is signalled or the deadline passes. In a thread mthread knows, also
 // returns when a suspend is requested (the caller must not sleep through it holding a wake that
 // another waiter could use) and throws thread_killed when killed.
-wait_end wait_for_signal(core::thread_record* self, sync_waiter& waiter, const timespec* deadline) {
+wait_end wait_for_signal(core::thread_record* self, sync_waiter& waiter, const deadline& until) {
   auto arrived = [&](bool) { return waiter.signalled.load(std::memory_order_seq_cst); };
   core::parker& park = *waiter.park;
   for (;;) {
@@ -104,8 +105,8 @@ wait_end wait_for_signal(core::thread_record* self, sync_waiter& waiter, const t
       if (self->suspend_requested.load(std::memory_order_acquire)) return wait_end::suspended;
     }
     if (waiter.signalled.load(std::memory_order_acquire)) return wait_end::signalled;
-    if (deadline != nullptr && core::deadline_passed(*deadline)) return wait_end::timed_out;
-    park.wait(seen, deadline, arrived);
+    if (until.passed()) return wait_end::timed_out;
+    park.wait(seen, until, arrived);
   }
 }
 
@@ -144,12 +145,9 @@ class no_kill_scope {
 
 // --- mutex -----------------------------------------------------------------------------------
 
-bool mutex::lock_waiting(std::int64_t timeout_ns) {
+bool mutex::lock_waiting(const deadline& until) {
   core::api_call call;
   core::thread_record* self = call.self();
-  const timespec deadline =
-      core::deadline_after(std::chrono::nanoseconds(std::max<std::int64_t>(timeout_ns, 0)));
-  const timespec* until = timeout_ns >= 0 ? &deadline : nullptr;
   std::optional<core::waiting_scope> waiting;
   if (self != nullptr) waiting.emplace(*self);
   for (;;) {
@@ -244,13 +242,10 @@ void condition_variable::notify_all() noexcept {
   wake(woken);
 }
 
-bool condition_variable::wait_ns(std::unique_lock<mutex>& lock, std::int64_t timeout_ns) {
+bool condition_variable::wait_until_deadline(std::unique_lock<mutex>& lock, const deadline& until) {
   if (!lock.owns_lock()) throw error("mthread::condition_variable::wait: the lock is not held");
   core::api_call call;
   core::thread_record* self = call.self();
-  const timespec deadline =
-      core::deadline_after(std::chrono::nanoseconds(std::max<std::int64_t>(timeout_ns, 0)));
-  const timespec* until = timeout_ns >= 0 ? &deadline : nullptr;
   sync_waiter waiter;
   waiter.park = self != nullptr ? &self->park : &own_parker();
   {
@@ -291,15 +286,18 @@ bool condition_variable::wait_ns(std::unique_lock<mutex>& lock, std::int64_t tim
 // --- descriptors -----------------------------------------------------------------------------
 
 int poll(pollfd* fds, std::size_t count, std::chrono::nanoseconds timeout) {
+  return binding::poll(fds, count,
+                       timeout.count() < 0 ? deadline::never() : deadline::after(timeout));
+}
+
+int binding::poll(pollfd* fds, std::size_t count, const deadline& until) {
   core::api_call call;
   core::thread_record* self = call.self();
-  const timespec deadline = core::deadline_after(std::max(timeout, std::chrono::nanoseconds(0)));
-  const timespec* until = timeout.count() >= 0 ? &deadline : nullptr;
   auto fail = [] { throw std::system_error(errno, std::generic_category(), "mthread::poll"); };
   if (self == nullptr) {
     for (;;) {
-      const timespec left = until != nullptr ? core::time_left(*until) : timespec{};
-      const int ready = ppoll(fds, count, until != nullptr ? &left : nullptr, nullptr);
+      const timespec left = until.is_never() ? timespec{} : until.left_timespec();
+      const int ready = ppoll(fds, count, until.is_never() ? nullptr : &left, nullptr);
       if (ready >= 0) return ready;
       if (errno != EINTR) fail();
     }
@@ -309,34 +307,34 @@ int poll(pollfd* fds, std::size_t count, std::chrono::nanoseconds timeout) {
     const auto seen = self->park.prepare();
     core::throw_if_killed(*self);
     if (self->suspend_requested.load(std::memory_order_acquire)) {
-      self->park.wait(seen, nullptr);
+      self->park.wait(seen, deadline::never());
       continue;
     }
     const int ready = self->park.wait_fds(seen, fds, count, until);
     if (ready < 0) fail();
     if (ready > 0) return ready;
-    if (until != nullptr && core::deadline_passed(*until)) return 0;
+    if (until.passed()) return 0;
   }
 }
 
 namespace {
-bool wait_ready(int fd, short events, std::chrono::nanoseconds timeout) {
+bool wait_ready(int fd, short events, const deadline& until) {
   pollfd entry{fd, events, 0};
-  return poll(&entry, 1, timeout) > 0;
+  return binding::poll(&entry, 1, until) > 0;
 }
 }  // namespace
 
 bool wait_readable(int fd) {
-  return wait_ready(fd, POLLIN, std::chrono::nanoseconds(-1));
+  return wait_ready(fd, POLLIN, deadline::never());
 }
 bool wait_readable(int fd, std::chrono::nanoseconds timeout) {
-  return wait_ready(fd, POLLIN, std::max(timeout, std::chrono::nanoseconds(0)));
+  return wait_ready(fd, POLLIN, deadline::after(timeout));
 }
 bool wait_writable(int fd) {
-  return wait_ready(fd, POLLOUT, std::chrono::nanoseconds(-1));
+  return wait_ready(fd, POLLOUT, deadline::never());
 }
 bool wait_writable(int fd, std::chrono::nanoseconds timeout) {
-  return wait_ready(fd, POLLOUT, std::max(timeout, std::chrono::nanoseconds(0)));
+  return wait_ready(fd, POLLOUT, deadline::after(timeout));
 }
 
 }  // namespace mthread

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <mthread/deadline.hpp>
 #include <mthread/types.hpp>
 #include <optional>
 #include <string>
@@ -117,11 +118,12 @@ inline thread_id to_thread_id(py::handle value, const char* function) {
   return id;
 }
 
-// A non-negative duration given as an int or a float in `unit`s; nullopt for "no limit"
-// (infinity, or longer than any wait could last).
+// A non-negative duration given as an int or a float in `unit`s: infinity for an int too large
+// for a double, or float("inf").
 template <class Unit>
-std::optional<std::chrono::nanoseconds> to_duration(py::handle value, const char* function,
-                                                    const char* argument) {
+std::chrono::duration<double, typename Unit::period> to_duration(py::handle value,
+                                                                 const char* function,
+                                                                 const char* argument) {
   if (!PyLong_Check(value.ptr()) && !PyFloat_Check(value.ptr())) {
     raise(PyExc_TypeError, std::string(function) + "(): " + argument +
                                " must be an int or a float, not " + type_name(value));
@@ -143,10 +145,15 @@ std::optional<std::chrono::nanoseconds> to_duration(py::handle value, const char
           std::string(function) + "(): " + argument + " must be a number >= 0, got " +
               (PyFloat_Check(value.ptr()) ? std::to_string(amount) : int_text(value)));
   }
-  const double nanoseconds =
-      amount * std::chrono::duration_cast<std::chrono::nanoseconds>(Unit(1)).count();
-  if (!(nanoseconds < 1e18)) return std::nullopt;  // about 31 years: a wait without limit
-  return std::chrono::nanoseconds(static_cast<long long>(nanoseconds));
+  return std::chrono::duration<double, typename Unit::period>(amount);
+}
+
+// The end of a wait whose timeout is given as for to_duration, made here once and carried as it
+// is down to the core's futex (a timeout too long to mean anything is a wait without limit: see
+// deadline::after).
+template <class Unit>
+deadline to_deadline(py::handle value, const char* function, const char* argument) {
+  return deadline::after(to_duration<Unit>(value, function, argument));
 }
 
 }  // namespace mthread::python

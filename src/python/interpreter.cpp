@@ -446,14 +446,14 @@ void enter_atomic_section() {
   for (python_thread* thread : atomic_section.threads) thread->update_arming();
   // Let the others reach their checkpoints before the section's code runs. One inside a C call
   // that is not mthread's (the GIL released) cannot be waited for: it stops at its next line.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+  const deadline settled = deadline::after(std::chrono::milliseconds(20));
   auto running = [self] {
     return std::any_of(atomic_section.threads.begin(), atomic_section.threads.end(),
                        [self](const python_thread* thread) {
                          return !thread->stopped() && thread->state() != self;
                        });
   };
-  while (running() && std::chrono::steady_clock::now() < deadline) {
+  while (running() && !settled.passed()) {
     gil_release released;
     std::this_thread::sleep_for(std::chrono::microseconds(50));
     released.reacquire();
@@ -556,7 +556,7 @@ thread_id start_python_thread(const std::string& name, py::object func, py::tupl
   return binding::start(name, options, thread_type::python, state, [state] { state->run(); });
 }
 
-std::size_t join_all(std::chrono::milliseconds grace) {
+std::size_t join_all(std::chrono::duration<double> grace) {
   // The threads waited for would wait for a section the caller holds: its script is over.
   leave_atomic_section(PyThreadState_Get(), true);
   auto others = [] {
@@ -566,30 +566,28 @@ std::size_t join_all(std::chrono::milliseconds grace) {
     }
     return ids;
   };
-  auto all_gone = [&](std::chrono::nanoseconds slice) -> std::optional<bool> {
+  auto all_gone = [&](const deadline& slice_end) -> std::optional<bool> {
     for (thread_id id : others()) {
-      if (!join(id, slice)) return std::nullopt;
+      if (!join(id, slice_end.left())) return std::nullopt;
     }
     // Threads may have started others meanwhile: done only when none is left.
     if (!others().empty()) return std::nullopt;
     return true;
   };
   try {
-    wait_without_gil<bool>(std::nullopt, all_gone);
+    wait_without_gil<bool>(deadline::never(), all_gone);
     return 0;
   } catch (py::error_already_set& e) {
     if (!e.matches(PyExc_KeyboardInterrupt)) throw;
   }
   gil_release released;
-  const auto deadline = std::chrono::steady_clock::now() + grace;
+  const deadline grace_end = deadline::after(grace);
   std::vector<thread_id> alive = others();
   // Killed threads may start others in their cleanup: kill again until none is left.
-  while (!alive.empty() && std::chrono::steady_clock::now() < deadline) {
+  while (!alive.empty() && !grace_end.passed()) {
     for (thread_id id : alive) kill(id);
     for (thread_id id : alive) {
-      const auto left = std::min<std::chrono::nanoseconds>(
-          deadline - std::chrono::steady_clock::now(), std::chrono::milliseconds(50));
-      join(id, std::max(left, std::chrono::nanoseconds(0)));
+      join(id, earlier(grace_end, deadline::after(std::chrono::milliseconds(50))).left());
     }
     alive = others();
   }

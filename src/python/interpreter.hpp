@@ -34,13 +34,13 @@ void prepare_interpreter(py::module_& module);
 thread_id start_python_thread(const std::string& name, py::object func, py::tuple args,
                               py::dict kwargs, std::size_t stack_bytes, std::size_t mailbox_depth);
 
-// Runs a blocking core call with the GIL released, for at most `timeout` (nullopt: no limit).
-// `attempt(slice)` makes one bounded call and returns a value when done. In the main thread the
-// wait is cut into slices so a Ctrl-C (a Python signal handler) is seen within 20 ms.
-// A kill while the thread is cleaning up after a ThreadKilled does not interrupt the wait.
+// Runs a blocking core call with the GIL released, until `until`. `attempt(slice_end)` makes
+// one call that waits until `slice_end` at most and returns a value when done. In the main
+// thread the wait is cut into slices so a Ctrl-C (a Python signal handler) is seen within 20 ms;
+// elsewhere the one slice is the whole wait. A kill while the thread is cleaning up after a
+// ThreadKilled does not interrupt the wait.
 template <class T, class Attempt>
-std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeout,
-                                  Attempt&& attempt);
+std::optional<T> wait_without_gil(const deadline& until, Attempt&& attempt);
 
 // Puts a filter in front of sys.unraisablehook that drops a kill's ThreadKilled delivered
 // inside a finalizer. Needs the GIL.
@@ -55,7 +55,7 @@ bool in_kill_cleanup();
 
 // Waits for every started thread to end; on Ctrl-C kills them all, waits `grace` for them,
 // and returns the count still alive (threads stuck in C calls cannot be killed).
-std::size_t join_all(std::chrono::milliseconds grace);
+std::size_t join_all(std::chrono::duration<double> grace);
 
 // --- template implementation ---
 
@@ -109,32 +109,25 @@ inline void wait_briefly_for_a_free_gil() {
 }
 
 template <class T, class Attempt>
-std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeout,
-                                  Attempt&& attempt) {
-  using clock = std::chrono::steady_clock;
-  constexpr std::chrono::nanoseconds slice = std::chrono::milliseconds(20);
+std::optional<T> wait_without_gil(const deadline& until, Attempt&& attempt) {
+  constexpr std::chrono::milliseconds slice = std::chrono::milliseconds(20);
   const bool sliced = in_main_thread();
-  const auto start = clock::now();
   const core_wait_scope waiting;
   std::optional<binding::kill_deferral> deferral;
   if (in_kill_cleanup()) deferral.emplace();
   for (;;) {
-    std::chrono::nanoseconds left = std::chrono::nanoseconds::max();
-    if (timeout) left = std::max(*timeout - (clock::now() - start), std::chrono::nanoseconds(0));
-    // A wait without limit is still made of bounded calls, which keeps the core's deadline
-    // arithmetic far from overflow.
-    const std::chrono::nanoseconds bound = std::min(left, sliced ? slice : std::chrono::hours(24));
+    const deadline slice_end = sliced ? earlier(until, deadline::after(slice)) : until;
     std::optional<T> result;
     gil_release released;
     try {
-      result = attempt(bound);
+      result = attempt(slice_end);
     } catch (...) {
       released.reacquire();
       throw;
     }
     if (result) wait_briefly_for_a_free_gil();
     released.reacquire();
-    if (result || (timeout && clock::now() - start >= *timeout)) return result;
+    if (result || until.passed()) return result;
     if (sliced && PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
 }

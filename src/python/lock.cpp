@@ -71,12 +71,12 @@ void set_error(std::exception_ptr thrown) {
   }
 }
 
-// Waits for the lock with the GIL released; `timeout` nullopt: no limit.
-PyObject* acquire_waiting(lock_object* lock, std::optional<std::chrono::nanoseconds> timeout) {
+// Waits for the lock with the GIL released, until `until`.
+PyObject* acquire_waiting(lock_object* lock, const deadline& until) {
   try {
     const auto acquired =
-        wait_without_gil<bool>(timeout, [&](std::chrono::nanoseconds slice) -> std::optional<bool> {
-          if (lock->mutex.lock_waiting(slice.count())) return true;
+        wait_without_gil<bool>(until, [&](const deadline& slice_end) -> std::optional<bool> {
+          if (lock->mutex.lock_waiting(slice_end)) return true;
           return std::nullopt;
         });
     return PyBool_FromLong(acquired.has_value());
@@ -150,16 +150,15 @@ PyObject* lock_acquire(PyObject* self, PyObject* const* args, Py_ssize_t count, 
   lock_object* lock = as_lock(self);
   if (count == 0 && names == nullptr) {  // the common call: no parsing
     if (lock->mutex.try_lock()) Py_RETURN_TRUE;
-    return acquire_waiting(lock, std::nullopt);
+    return acquire_waiting(lock, deadline::never());
   }
   bool blocking = true;
   double timeout = -1.0;
   if (!parse_acquire(args, count, names, blocking, timeout)) return nullptr;
   if (lock->mutex.try_lock()) Py_RETURN_TRUE;
   if (!blocking || timeout == 0.0) Py_RETURN_FALSE;
-  if (timeout < 0) return acquire_waiting(lock, std::nullopt);
-  return acquire_waiting(
-      lock, std::chrono::nanoseconds(static_cast<long long>(std::ceil(timeout * 1e9))));
+  if (timeout < 0) return acquire_waiting(lock, deadline::never());
+  return acquire_waiting(lock, deadline::after(std::chrono::duration<double>(timeout)));
 }
 
 PyObject* lock_release(PyObject* self, PyObject*) {

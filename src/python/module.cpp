@@ -96,7 +96,7 @@ py::tuple message_tuple(const message& m) {
 
 py::object getmsg(py::handle timeout_ms, py::handle = {}) {
   if (timeout_ms.is_none()) return message_tuple(get_msg());
-  const auto timeout = to_duration<std::chrono::milliseconds>(timeout_ms, "getmsg", "timeout_ms");
+  const deadline until = to_deadline<std::chrono::milliseconds>(timeout_ms, "getmsg", "timeout_ms");
   if (get_self_id() == 0) {
     raise(error_type(),
           "getmsg(timeout_ms) needs a thread mthread knows (the main thread or one "
@@ -106,18 +106,17 @@ py::object getmsg(py::handle timeout_ms, py::handle = {}) {
   if (message ready = get_msg(); ready.type != msg_type::none) return message_tuple(ready);
   // A broadcast that wakes this thread wakes the next one once this one holds the GIL again.
   const binding::paced_wakes paced;
-  const auto received = wait_without_gil<message>(timeout, [](std::chrono::nanoseconds slice) {
-    message m = get_msg(std::chrono::ceil<std::chrono::milliseconds>(slice));
+  const auto received = wait_without_gil<message>(until, [](const deadline& slice_end) {
+    message m = binding::get_msg(slice_end);
     return m.type == msg_type::none ? std::nullopt : std::optional<message>(std::move(m));
   });
   return message_tuple(received.value_or(message{}));
 }
 
 py::object wait_notification(py::handle timeout_ms, py::handle = {}) {
-  std::optional<std::chrono::nanoseconds> timeout;
-  if (!timeout_ms.is_none()) {
-    timeout = to_duration<std::chrono::milliseconds>(timeout_ms, "wait", "timeout_ms");
-  }
+  const deadline until = timeout_ms.is_none() ? deadline::never()
+                                              : to_deadline<std::chrono::milliseconds>(
+                                                    timeout_ms, "wait", "timeout_ms");
   if (get_self_id() == 0) {
     raise(error_type(),
           "wait() needs a thread mthread knows (the main thread or one it "
@@ -126,9 +125,8 @@ py::object wait_notification(py::handle timeout_ms, py::handle = {}) {
   // A notification already there costs no GIL hand-off.
   if (const std::uint32_t pending = get_notification(); pending != 0) return py::int_(pending);
   const binding::paced_wakes paced;  // as in getmsg
-  const auto value = wait_without_gil<std::uint32_t>(timeout, [](std::chrono::nanoseconds slice) {
-    return mthread::wait(std::chrono::ceil<std::chrono::milliseconds>(slice));
-  });
+  const auto value = wait_without_gil<std::uint32_t>(
+      until, [](const deadline& slice_end) { return binding::wait(slice_end); });
   return value ? py::object(py::int_(*value)) : py::object(py::none());
 }
 
@@ -164,16 +162,15 @@ py::object sendmsg(py::handle id, py::handle msg) {
   return py::bool_(send_msg(target, text));
 }
 
-void sleep_for_python(std::optional<std::chrono::nanoseconds> duration) {
-  const auto deadline = duration ? std::chrono::steady_clock::now() + *duration
-                                 : std::chrono::steady_clock::time_point::max();
-  wait_without_gil<bool>(duration, [&](std::chrono::nanoseconds slice) -> std::optional<bool> {
-    sleep_for(slice);
+void sleep_for_python(const deadline& until) {
+  const bool zero = until.passed();
+  wait_without_gil<bool>(until, [&](const deadline& slice_end) -> std::optional<bool> {
+    binding::sleep_until(slice_end);
     // A zero sleep yields the processor, as vTaskDelay(0) does on the device: with the GIL
-    // released, a thread waiting for it on this CPU runs (sleep_for(0) alone returns at once,
+    // released, a thread waiting for it on this CPU runs (a sleep that is over returns at once,
     // and the caller would take the GIL straight back).
-    if (duration && duration->count() == 0) std::this_thread::yield();
-    if (std::chrono::steady_clock::now() >= deadline) return true;
+    if (zero) std::this_thread::yield();
+    if (until.passed()) return true;
     return std::nullopt;
   });
 }
@@ -369,15 +366,15 @@ py::object allowsuspend_body(py::handle allow, py::handle) {
 }
 
 py::object sleep_body(py::handle seconds, py::handle) {
-  sleep_for_python(to_duration<std::chrono::seconds>(seconds, "sleep", "seconds"));
+  sleep_for_python(to_deadline<std::chrono::seconds>(seconds, "sleep", "seconds"));
   return py::none();
 }
 py::object sleep_ms_body(py::handle ms, py::handle) {
-  sleep_for_python(to_duration<std::chrono::milliseconds>(ms, "sleep_ms", "ms"));
+  sleep_for_python(to_deadline<std::chrono::milliseconds>(ms, "sleep_ms", "ms"));
   return py::none();
 }
 py::object sleep_us_body(py::handle us, py::handle) {
-  sleep_for_python(to_duration<std::chrono::microseconds>(us, "sleep_us", "us"));
+  sleep_for_python(to_deadline<std::chrono::microseconds>(us, "sleep_us", "us"));
   return py::none();
 }
 
@@ -393,8 +390,7 @@ py::object interrupt_next_join_body() {
 py::object join_all_body(py::handle grace, py::handle) {
   const auto limit = to_duration<std::chrono::seconds>(grace, "_join_all", "grace");
   if (interrupt_next_join.exchange(false)) PyErr_SetInterruptEx(SIGINT);
-  return py::int_(join_all(std::chrono::duration_cast<std::chrono::milliseconds>(
-      limit.value_or(std::chrono::hours(24)))));
+  return py::int_(join_all(limit));
 }
 
 py::object set_repl_display_body(py::handle display, py::handle) {

@@ -24,11 +24,12 @@ py::list poll_descriptors(py::sequence fds, py::object timeout) {
     const auto events = static_cast<short>(to_integer(pair[1], "_poll", "events", 0, 0x7FFF));
     entries.push_back(pollfd{fd, events, 0});
   }
-  std::optional<std::chrono::nanoseconds> limit;
-  if (!timeout.is_none()) limit = to_duration<std::chrono::seconds>(timeout, "_poll", "timeout");
+  const deadline until = timeout.is_none()
+                             ? deadline::never()
+                             : to_deadline<std::chrono::seconds>(timeout, "_poll", "timeout");
   const auto ready =
-      wait_without_gil<int>(limit, [&](std::chrono::nanoseconds slice) -> std::optional<int> {
-        const int count = mthread::poll(entries.data(), entries.size(), slice);
+      wait_without_gil<int>(until, [&](const deadline& slice_end) -> std::optional<int> {
+        const int count = binding::poll(entries.data(), entries.size(), slice_end);
         if (count > 0) return count;
         return std::nullopt;
       });

@@ -5,7 +5,7 @@ import time
 import pytest
 
 import mthread
-from conftest import SHORT, Flag, gone, start, wait_until
+from conftest import SHORT, Flag, gone, start, wait_stable, wait_until
 
 MS = SHORT * 1000
 
@@ -219,6 +219,38 @@ def test_wait_in_foreign_thread_is_an_error():
     t.start()
     t.join(SHORT)
     assert len(errors) == 1 and isinstance(errors[0], mthread.error)
+
+
+def hold_a_lock():
+    lock = mthread.allocate_lock()
+    lock.acquire()
+    return lock
+
+
+HELD = hold_a_lock()
+
+
+# Each waits on something that never comes, with a timeout too long to mean anything.
+HUGE_WAITS = {
+    "getmsg": lambda: mthread.getmsg(10 ** 30),
+    "getmsg-inf": lambda: mthread.getmsg(float("inf")),
+    "wait": lambda: mthread.wait(2 ** 70),
+    "sleep_ms": lambda: mthread.sleep_ms(10 ** 5000),
+    "sleep": lambda: mthread.sleep(1e300),
+    "acquire": lambda: HELD.acquire(timeout=threading.TIMEOUT_MAX),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUGE_WAITS))
+def test_huge_timeouts_wait_without_limit(name):
+    """A huge timeout neither overflows into a wait that ends at once nor breaks the wait:
+    the thread waits on, and a kill still ends it."""
+    tid = start(HUGE_WAITS[name])
+    assert wait_until(lambda: mthread.status(tid) == mthread.WAITING)
+    state, _ = wait_stable(lambda: mthread.status(tid), quiet=0.1)
+    assert state == mthread.WAITING
+    assert mthread.kill(tid)
+    assert wait_until(lambda: gone(tid))
 
 
 # --- getmsg --------------------------------------------------------------------------------
