@@ -53,14 +53,14 @@ void throw_if_killed(thread_record& self);
 // Parks while suspended; returns on resume or kill. Async-signal-safe.
 void park_while_suspended(thread_record& self);
 
-// nullopt-like: a null deadline means "wait forever".
+// A CLOCK_MONOTONIC deadline `duration` from now, and whether it has passed.
 timespec deadline_after(std::chrono::nanoseconds duration);
 bool deadline_passed(const timespec& deadline);
 
 // Blocks the calling thread until `ready()` is true (returns true) or the deadline passes
 // (false). Parks while suspended, throws thread_killed when killed. `ready` runs with no lock
 // held. `arrived(going_to_sleep)` tells the parker when `ready()` may have turned true (see
-// parker::wait).
+// parker::wait). A null deadline: wait until ready, however long.
 template <class Ready, class Arrived>
 bool wait_until(thread_record& self, const timespec* deadline, Ready&& ready,
                 const Arrived& arrived) {
