@@ -142,35 +142,12 @@ TEST(Parker, WhatArrivedEndsTheWaitWithoutAWake) {
   EXPECT_EQ(p.prepare(), seen);
 }
 
-// Two threads hand a turn back and forth, each sleeping on its own parker: a wake that fell
-// between a look at the turn and the sleep would leave one asleep until its deadline.
-TEST(Parker, WakesBetweenThreadsAreNeverLost) {
-  constexpr int rounds = 5000;
-  parker ping, pong;
-  std::atomic<int> turn{0};
-  std::atomic<bool> lost{false};
-  auto play = [&](parker& mine, parker& theirs, int parity) {
-    for (int round = 0; round < rounds && !lost.load(); ++round) {
-      const int wanted = 2 * round + parity;
-      for (;;) {
-        const std::uint32_t seen = mine.prepare();
-        if (turn.load() == wanted || lost.load()) break;
-        if (park(mine, seen, never)) lost.store(true);
-      }
-      turn.store(wanted + 1);
-      theirs.wake();
-    }
-  };
-  std::thread other([&] { play(pong, ping, 1); });
-  play(ping, pong, 0);
-  other.join();
-  EXPECT_FALSE(lost.load());
-  EXPECT_EQ(turn.load(), 2 * rounds);
-}
-
-// The same with waits for data: the other side publishes the turn and calls publish(), which
-// wakes only an owner that sleeps (a spinning one sees the turn itself).
-TEST(Parker, PublishedDataIsNeverMissed) {
+// Two threads hand a turn back and forth, each sleeping on its own parker until its turn comes:
+// a wake that fell between a look at the turn and the sleep would leave one asleep until its
+// deadline. True when no wait lasted that long. `for_data`: the waits watch the turn (a wait
+// for data) and the hand-over calls publish(), which wakes only an owner that sleeps; else they
+// sleep until woken and the hand-over calls wake().
+bool hand_a_turn_back_and_forth(bool for_data) {
   constexpr int rounds = 5000;
   parker ping, pong;
   std::atomic<int> turn{0};
@@ -182,17 +159,30 @@ TEST(Parker, PublishedDataIsNeverMissed) {
       for (;;) {
         const std::uint32_t seen = mine.prepare();
         if (my_turn(false) || lost.load()) break;
-        if (park(mine, seen, never, my_turn)) lost.store(true);
+        const bool timed_out =
+            for_data ? park(mine, seen, never, my_turn) : park(mine, seen, never);
+        if (timed_out) lost.store(true);
       }
       turn.store(wanted + 1, std::memory_order_seq_cst);
-      theirs.publish();
+      if (for_data) {
+        theirs.publish();
+      } else {
+        theirs.wake();
+      }
     }
   };
   std::thread other([&] { play(pong, ping, 1); });
   play(ping, pong, 0);
   other.join();
-  EXPECT_FALSE(lost.load());
-  EXPECT_EQ(turn.load(), 2 * rounds);
+  return !lost.load() && turn.load() == 2 * rounds;
+}
+
+TEST(Parker, WakesBetweenThreadsAreNeverLost) {
+  EXPECT_TRUE(hand_a_turn_back_and_forth(false));
+}
+
+TEST(Parker, PublishedDataIsNeverMissed) {
+  EXPECT_TRUE(hand_a_turn_back_and_forth(true));
 }
 
 TEST(Parker, AWakeReachesASleeper) {
