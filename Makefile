@@ -12,16 +12,21 @@ DEBIAN_PACKAGES := build-essential cmake git libgtest-dev libgmock-dev libbenchm
 
 .PHONY: all deps build venv test test-pythons demo bench format clean
 
-all: build
-
-# Installs only what is missing; apt-get update runs only when something is.
-deps:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+# $(call install_missing,PACKAGES): installs those of the Debian PACKAGES that are missing;
+# apt-get update runs only when something is.
+define install_missing
+@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+all: build
+
+deps:
+	$(call install_missing,$(DEBIAN_PACKAGES))
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DMTHREAD_WERROR=ON \
@@ -72,12 +77,7 @@ RELIABILITY_PACKAGES := clang libclang-rt-14-dev gdb
 .PHONY: reliability-deps sanitize fuzz soak reliability
 
 reliability-deps: deps
-	@missing=$$(for p in $(RELIABILITY_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages:" $$missing; \
-	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	$(call install_missing,$(RELIABILITY_PACKAGES))
 
 sanitize: reliability-deps
 	JOBS=$(JOBS) PYTHON=$(PYTHON) bash tests/reliability/sanitize.sh

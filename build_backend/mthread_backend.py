@@ -10,8 +10,9 @@ interpreter recompiles only what changed.
 MTHREAD_CMAKE_BUILD_DIR reuses a tree already configured for this interpreter instead (the
 Makefile passes its own, so nothing compiles twice).
 
-The oldest supported CPython is pyproject.toml's requires-python (CMake reads it from there too);
-an older one stops here with one line naming the minimum, before anything is configured.
+The version and the oldest supported CPython are pyproject.toml's version and requires-python
+(CMake reads them from there too); an older CPython stops here with one line naming the minimum,
+before anything is configured.
 """
 import base64
 import hashlib
@@ -24,19 +25,29 @@ import sysconfig
 import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-NAME, VERSION = "mthread", "0.1.0"
+NAME = "mthread"
 SUMMARY = ("Threads that can be suspended, resumed and killed, with notifications and mailboxes: "
            "the ESP32 MicroPython (LoBo) _thread on CPython")
 
 
-def _minimum_python():
-    """(major, minor) from pyproject.toml's `requires-python = ">=X.Y"`. Read with a pattern,
-    not tomllib: the interpreters this must turn away (3.10 and older) have no tomllib."""
+def _pyproject_value(key, value_pattern, expected):
+    """The match of `key = "<value_pattern>"` in pyproject.toml. Read with a pattern, not
+    tomllib: the interpreters this must turn away (3.10 and older) have no tomllib."""
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    found = re.search(r'^requires-python\s*=\s*">=\s*(\d+)\.(\d+)"', text, re.MULTILINE)
+    found = re.search(rf'^{key}\s*=\s*"{value_pattern}"', text, re.MULTILINE)
     if not found:
-        raise SystemExit('pyproject.toml: requires-python must read ">=X.Y"')
+        raise SystemExit(f'pyproject.toml: {key} must read "{expected}"')
+    return found
+
+
+def _minimum_python():
+    """(major, minor) from pyproject.toml's `requires-python = ">=X.Y"`."""
+    found = _pyproject_value("requires-python", r">=\s*(\d+)\.(\d+)", ">=X.Y")
     return int(found.group(1)), int(found.group(2))
+
+
+def _version():
+    return _pyproject_value("version", r"(\d+\.\d+\.\d+)", "X.Y.Z").group(1)
 
 
 def _require_supported_python():
@@ -112,10 +123,13 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     package = ROOT / "python" / "mthread"
     files = {f"mthread/{p.name}": p.read_bytes() for p in sorted(package.iterdir())
              if p.suffix in (".py", ".pyi", ".typed")}
-    files[f"mthread/{extension.name}"] = extension.read_bytes()
-    info = f"{NAME}-{VERSION}.dist-info"
+    # Both made by CMake: the extension, and beside it _version.py (pyproject.toml's version).
+    for built in (extension, extension.parent / "_version.py"):
+        files[f"mthread/{built.name}"] = built.read_bytes()
+    version = _version()
+    info = f"{NAME}-{version}.dist-info"
     major, minor = _minimum_python()
-    files[f"{info}/METADATA"] = (f"Metadata-Version: 2.1\nName: {NAME}\nVersion: {VERSION}\n"
+    files[f"{info}/METADATA"] = (f"Metadata-Version: 2.1\nName: {NAME}\nVersion: {version}\n"
                                  f"Summary: {SUMMARY}\n"
                                  f"Requires-Python: >={major}.{minor}\n").encode()
     files[f"{info}/WHEEL"] = (f"Wheel-Version: 1.0\nGenerator: mthread_backend\n"
@@ -123,7 +137,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     record = [_record_line(path, data) for path, data in files.items()]
     record.append(f"{info}/RECORD,,")
     files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    filename = f"{NAME}-{VERSION}-{_wheel_tag()}.whl"
+    filename = f"{NAME}-{version}-{_wheel_tag()}.whl"
     with zipfile.ZipFile(pathlib.Path(wheel_directory) / filename, "w",
                          zipfile.ZIP_DEFLATED) as wheel:
         for path, data in files.items():

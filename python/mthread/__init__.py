@@ -74,6 +74,7 @@ from _thread import (
     interrupt_main,
 )
 from ._install import install
+from ._version import __version__
 
 # Message types: the first item of getmsg().
 MSG_NONE, MSG_INT, MSG_STR = 0, 1, 2

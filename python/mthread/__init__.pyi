@@ -23,6 +23,8 @@ class LockType:
 
 def allocate_lock() -> LockType: ...
 
+__version__: str
+
 # Thread types
 MAIN: Literal[1]
 PYTHON: Literal[2]

@@ -55,7 +55,7 @@ void park_while_suspended(thread_record& self);
 // Blocks the calling thread until `ready()` is true (returns true) or the deadline passes
 // (false). Parks while suspended, throws thread_killed when killed. `ready` runs with no lock
 // held. `arrived(going_to_sleep)` tells the parker when `ready()` may have turned true (see
-// parker::wait).
+// parker::wait). deadline::never(): wait until ready, however long.
 template <class Ready, class Arrived>
 bool wait_until(thread_record& self, const deadline& until, Ready&& ready, const Arrived& arrived) {
   const waiting_scope waiting(self);

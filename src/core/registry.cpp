@@ -11,8 +11,9 @@
 
 #include "core/no_destroy.hpp"
 
+// The default thread limit is CMake's MTHREAD_MAX_THREADS, stated there only.
 #ifndef MTHREAD_MAX_THREADS_DEFAULT
-#define MTHREAD_MAX_THREADS_DEFAULT 1024
+#error "MTHREAD_MAX_THREADS_DEFAULT comes from CMake (the MTHREAD_MAX_THREADS option)"
 #endif
 
 namespace mthread::core {

@@ -20,7 +20,7 @@ namespace {
 PyObject* killed_type = nullptr;
 PyObject* thread_error_type = nullptr;
 
-// mthread._glue's entry_for and thread_ended, looked up once (an import per thread costs more
+// mthread._threading's entry_for and thread_ended, looked up once (an import per thread costs more
 // than the rest of its Python set-up); never released, like the module.
 struct glue_functions {
   PyObject* entry_for;
@@ -29,7 +29,7 @@ struct glue_functions {
 
 const glue_functions& glue() {
   static const glue_functions functions = [] {
-    py::module_ module = py::module_::import("mthread._glue");
+    py::module_ module = py::module_::import("mthread._threading");
     module.attr("prepare")();
     return glue_functions{py::object(module.attr("entry_for")).release().ptr(),
                           py::object(module.attr("thread_ended")).release().ptr()};

@@ -68,6 +68,31 @@ def start(func, *args, name="t", **kwargs):
     return mthread.start_new_thread(name, func, args, kwargs)
 
 
+def park_until_told():
+    """A thread body that lives until it gets a notification."""
+    mthread.wait()
+
+
+def run_and_collect(func, *args, **kwargs):
+    """Run func in a managed thread, wait for it to end, return (result, exception)."""
+    out = {}
+
+    def body():
+        try:
+            out["result"] = func(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - the test inspects it
+            out["error"] = e
+
+    tid = mthread.start_new_thread("collect", body, ())
+    assert wait_until(lambda: gone(tid))
+    return out.get("result"), out.get("error")
+
+
+def stack_of(tid):
+    """The stack size list() reports for thread `tid`."""
+    return {row[0]: row for row in mthread.list(False)}[tid][4]
+
+
 def drain_main():
     mthread.getnotification()
     while mthread.getmsg()[0] != 0:

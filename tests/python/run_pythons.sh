@@ -17,7 +17,7 @@
 #                 (the others are still printed). The bench gets its interpreters this way.
 #                 Each run reinstalls from the checkout as it is now: a second one only
 #                 recompiles what changed (a few seconds an interpreter).
-#   -- ARGS       pytest arguments instead of the whole suite, e.g. -- tests/python/test_api.py
+#   -- ARGS       pytest arguments instead of the whole suite, e.g. -- tests/python/test_start.py
 #   MTHREAD_PYTHONS_TIMEOUT  seconds one interpreter's run may take (default 1200)
 #
 # Prints one line per interpreter (passed, failed, skipped, times); exits non-zero when one

@@ -179,7 +179,7 @@ def test_a_replaced_excepthook_sees_the_exception_and_the_threads_name(monkeypat
     args = seen[0]
     assert args.exc_type is KeyError and args.exc_value.args == ("lost",)
     assert args.thread.name == "reporter"
-    # The traceback starts at the user's function: mthread's glue frame is left out.
+    # The traceback starts at the user's function: mthread's own frame is left out.
     assert args.exc_traceback.tb_frame.f_code is body.__code__
 
 
@@ -218,7 +218,7 @@ DEFAULT_REPORT = textwrap.dedent("""
 """)
 
 
-def test_default_report_has_the_device_header_and_no_glue_frame():
+def test_default_report_has_the_device_header_and_no_frame_of_mthreads_own():
     result = run_python(DEFAULT_REPORT)
     assert result.returncode == 0, result.stderr
     tid = result.stdout.split()[-1]
@@ -227,7 +227,7 @@ def test_default_report_has_the_device_header_and_no_glue_frame():
     assert lines[1] == "Traceback (most recent call last):"
     assert "in body" in lines[2] and "in inner" in result.stderr
     assert lines[-1] == "ValueError: boom"
-    assert "_glue" not in result.stderr
+    assert "_threading.py" not in result.stderr
 
 
 def test_a_replaced_sys_excepthook_is_honoured_by_the_default_report():

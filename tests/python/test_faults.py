@@ -1,4 +1,4 @@
-"""Faults and bad input (issue 6), in Python: each ends in a clear error or a defined behaviour,
+"""Faults and bad input, in Python: each ends in a clear error or a defined behaviour,
 never a crash, a hang or something lost. Whatever can break the interpreter runs in a child."""
 import os
 import signal

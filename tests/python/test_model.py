@@ -1,4 +1,4 @@
-"""Model-based test (issue 6): a hypothesis state machine drives the Python API from the main
+"""Model-based test: a hypothesis state machine drives the Python API from the main
 thread and from worker threads it commands, and checks every answer against a small model of
 the threads, their states, notification slots and mailboxes.
 

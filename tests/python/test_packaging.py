@@ -1,6 +1,7 @@
 """Packaging: the wheel `pip install .` builds carries a tag this interpreter installs, and an
 interpreter older than the minimum is turned away with one line naming it, by the build backend
-(`pip install .`) and by CMake alike. The minimum is read where it is stated, pyproject.toml."""
+(`pip install .`) and by CMake alike. The minimum and the version are read where they are stated,
+pyproject.toml."""
 import glob
 import os
 import re
@@ -39,6 +40,16 @@ def older_cpythons():
         if version and (3, int(version.group(1))) < minimum() and os.access(path, os.X_OK):
             found.setdefault(int(version.group(1)), path)
     return [found[minor] for minor in sorted(found, reverse=True)]
+
+
+def test_the_version_is_pyprojects_everywhere():
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        found = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), re.MULTILINE)
+    assert found, "pyproject.toml states no version"
+    import mthread
+    assert mthread.__version__ == found.group(1)
+    wheel_version = backend_call(sys.executable, "mthread_backend._version()")
+    assert wheel_version.stdout.strip() == found.group(1), wheel_version.stderr
 
 
 def test_wheel_tag_is_this_interpreters_own():

@@ -1,4 +1,4 @@
-"""Soak (issue 6): many Python threads doing random operations on each other for a while, with a
+"""Soak: many Python threads doing random operations on each other for a while, with a
 ledger of every message accepted, in a child interpreter watched by a watchdog.
 
 Checked at the end:

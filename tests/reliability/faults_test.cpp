@@ -1,4 +1,4 @@
-// Faults and bad input for the C++ API (issue 6): each ends in a clear error or a defined
+// Faults and bad input for the C++ API: each ends in a clear error or a defined
 // behaviour, and leaves nothing behind. Tests that break the process (stack overflow, a low
 // RLIMIT_AS, a small thread limit) run in a child process (gtest's threadsafe death tests
 // re-execute this binary).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs mthread's tests under the sanitizers (issue 6):
+# Runs mthread's tests under the sanitizers:
 #   asan    the C++ suite and the reliability tests under AddressSanitizer + UBSan (build-asan)
 #   python  the Python suite against an ASan + UBSan build of the extension (build-asan)
 #   tsan    the C++ suite and the reliability tests under ThreadSanitizer (build-tsan)

@@ -1,4 +1,5 @@
-"""What the extension needs from Python to run a thread as a CPython user expects.
+"""The integration with ``threading``: what the extension needs from Python to run a thread as
+a CPython user expects (each thread known to ``threading``, its hooks, its exception report).
 
 The extension calls ``prepare()`` once, before the first thread starts; then, per thread,
 ``entry_for(name)`` in the starting thread and ``thread_ended()`` in the thread, last.
