@@ -134,7 +134,11 @@ class condition_variable {
   template <class Rep, class Period, class Predicate>
   bool wait_for(std::unique_lock<mutex>& lock, const std::chrono::duration<Rep, Period>& timeout,
                 Predicate ready) {
-    return wait_until(lock, std::chrono::steady_clock::now() + timeout, std::move(ready));
+    const deadline until = deadline::after(timeout);  // made once: a huge timeout cannot overflow
+    while (!ready()) {
+      if (!wait_until_deadline(lock, until)) return ready();
+    }
+    return true;
   }
   template <class Clock, class Duration>
   std::cv_status wait_until(std::unique_lock<mutex>& lock,

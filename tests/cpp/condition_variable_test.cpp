@@ -119,6 +119,45 @@ TEST_F(ConditionVariable, KilledWaiterRelocksThenUnlocksAndPassesTheNotifyOn) {
   EXPECT_TRUE(woke);
 }
 
+// A timeout too long to mean anything (any unit, up to the type's maximum) is a wait without
+// limit, not an overflow into one that ends at once; the mutex's timed lock the same.
+TEST_F(ConditionVariable, HugeTimeoutsWaitWithoutLimit) {
+  mthread::mutex m;
+  mthread::condition_variable cv;
+  bool ready = false;
+  std::atomic<bool> done{false};
+  std::atomic<bool> timed_out{false};
+  const auto waiter = mthread::start_new_thread("cv waiter", [&] {
+    std::unique_lock lock(m);
+    timed_out = !cv.wait_for(lock, std::chrono::hours::max(), [&] { return ready; });
+    done = true;
+  });
+  ASSERT_TRUE(wait_for([&] { return mthread::status(waiter) == mthread::thread_state::waiting; }));
+  EXPECT_FALSE(wait_for([&] { return done.load(); }, 50ms));
+  {
+    std::lock_guard guard(m);
+    ready = true;
+  }
+  cv.notify_all();
+  EXPECT_TRUE(mthread::join(waiter, 5s));
+  EXPECT_TRUE(done.load());
+  EXPECT_FALSE(timed_out.load());
+
+  done = false;
+  m.lock();
+  const auto locker = mthread::start_new_thread("lock waiter", [&] {
+    timed_out = !m.try_lock_for(std::chrono::milliseconds::max());
+    if (!timed_out) m.unlock();
+    done = true;
+  });
+  ASSERT_TRUE(wait_for([&] { return mthread::status(locker) == mthread::thread_state::waiting; }));
+  EXPECT_FALSE(wait_for([&] { return done.load(); }, 50ms));
+  m.unlock();
+  EXPECT_TRUE(mthread::join(locker, 5s));
+  EXPECT_TRUE(done.load());
+  EXPECT_FALSE(timed_out.load());
+}
+
 TEST_F(ConditionVariable, SuspendedWaiterReturnsOnlyAfterResume) {
   mthread::mutex m;
   mthread::condition_variable cv;
