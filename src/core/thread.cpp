@@ -329,11 +329,14 @@ thread_id detail::start(std::string_view name, const start_options& options,
                         std::function<void()> body) {
   api_call call;
   if (options.mailbox_depth == 0 || options.mailbox_depth > max_mailbox_depth) {
-    throw error("mthread: mailbox_depth must be 1.." + std::to_string(max_mailbox_depth) +
-                ", got " + std::to_string(options.mailbox_depth));
+    const std::string range = "must be in 1.." + std::to_string(max_mailbox_depth) + ", got " +
+                              std::to_string(options.mailbox_depth);
+    if (options.mailbox_depth != 0) throw out_of_range("start_new_thread", "mailbox_depth", range);
+    throw invalid_argument("start_new_thread", "mailbox_depth", range);
   }
   if (options.type == thread_type::main) {
-    throw error("mthread: a started thread cannot be of type MAIN");
+    throw invalid_argument("start_new_thread", "type",
+                           "must not be MAIN: a started thread is never the main one");
   }
   core::install_signal_handlers();
   core::reaper::instance().ensure_running();
@@ -546,9 +549,12 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
   auto& threads = registry::instance();
   const core::record_ptr target = threads.find(id);
   if (target == nullptr) return true;
-  if (target.get() == call.self()) throw error("mthread: join: a thread cannot join itself");
+  if (target.get() == call.self()) {
+    throw invalid_argument("join", "id", "is the calling thread: a thread cannot join itself");
+  }
   if (target->type == thread_type::main) {
-    throw error("mthread: join: the main thread never ends while the process runs");
+    throw invalid_argument("join", "id",
+                           "is the main thread, which never ends while the process runs");
   }
   const timespec deadline = core::deadline_after(timeout);
   auto gone = [&] { return threads.find(id) == nullptr; };
