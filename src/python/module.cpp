@@ -95,8 +95,8 @@ py::tuple message_tuple(const message& m) {
 py::object py_getmsg(py::handle timeout_ms, py::handle) {
   if (timeout_ms.is_none()) return message_tuple(get_msg());
   const auto timeout = to_duration<std::chrono::milliseconds>(timeout_ms, "getmsg", "timeout_ms");
-  // A message already there costs no GIL hand-off (in a thread mthread does not know there is
-  // none, and the wait's get_msg throws).
+  // A message already there costs no GIL hand-off. (A thread mthread does not know has none;
+  // the get_msg in the wait throws mthread::wrong_thread there.)
   if (message ready = get_msg(); ready.type != msg_type::none) return message_tuple(ready);
   // A broadcast that wakes this thread wakes the next one once this one holds the GIL again.
   const binding::paced_wakes paced;
@@ -182,7 +182,7 @@ py::object py_list(py::handle print, py::handle) {
   return py::tuple(rows);
 }
 
-// --- the function table ----------------------------------------------------------------------
+// --- calling a body from CPython ------------------------------------------------------------
 // Plain METH_FASTCALL functions rather than pybind11's dispatcher: a wrong call gets CPython's
 // own wording naming the argument ("missing required argument 'th_id'"), never a dump of
 // overloads, and a call costs no argument tuple (pybind11's costs about 100 ns, as much as
@@ -293,8 +293,7 @@ PyObject* start_new_thread_entry(PyObject*, PyObject* const* args, Py_ssize_t co
   });
 }
 
-// --- bodies: a wrong type is an error naming the argument (convert.hpp), as is a wrong value
-// (the core's, made a Python exception in errors.cpp) ------------------------------------------
+// --- the other bodies ------------------------------------------------------------------------
 
 // A function of one thread id (th_id), its result converted as pybind11 converts it.
 template <const signature& Sig, auto Operation>
@@ -558,6 +557,8 @@ PyMethodDef methods[] = {
         "Redraw readline's prompt and the text typed so far; False without readline."),
     {nullptr, nullptr, 0, nullptr},
 };
+
+// --- the module: the function table above, the lock type, the descriptor waits, the constants --
 
 void init_module(py::module_& m) {
   m.doc() = "The C++ half of mthread; import mthread instead.";
