@@ -108,9 +108,9 @@ TEST_F(Errors, MailboxDepthZeroIsInvalidAndAboveTheMaximumOutOfRange) {
 }
 
 TEST_F(Errors, JoiningTheMainThreadOrItselfIsAnInvalidId) {
-  const auto main = thrown_by([] { mthread::join(mthread::get_repl_id(), 1ms); });
-  EXPECT_TRUE(is<mthread::invalid_argument>(main));
-  EXPECT_EQ(argument_of(main), "id");
+  const auto of_main = thrown_by([] { mthread::join(mthread::get_repl_id(), 1ms); });
+  EXPECT_TRUE(is<mthread::invalid_argument>(of_main));
+  EXPECT_EQ(argument_of(of_main), "id");
   std::exception_ptr itself;
   std::atomic<bool> done{false};
   const auto id = mthread::start_new_thread("self-joiner", [&] {
