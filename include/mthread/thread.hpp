@@ -29,7 +29,8 @@ thread_id start(std::string_view name, const start_options& options, std::functi
 
 // Starts `f(args...)` on a new thread with its own stack and returns the thread's id.
 // The arguments are copied or moved into the thread, as std::thread does.
-// Throws mthread::error when the thread limit is reached or the options are invalid.
+// Throws mthread::error when the thread limit is reached, mthread::invalid_argument for invalid
+// options (mthread::out_of_range for a mailbox_depth above max_mailbox_depth).
 template <class F, class... Args>
 thread_id start_new_thread(const start_options& options, std::string_view name, F&& f,
                            Args&&... args) {
@@ -82,7 +83,8 @@ void print_list(std::ostream& out);
 
 // Waits until thread `id` is gone — ended, its stack and mailbox freed — or the timeout passes.
 // True if it is gone (also for an id that never was). Not in the device's API; tests and
-// programs that end threads need it. Suspend and kill take effect in it.
+// programs that end threads need it. Suspend and kill take effect in it. Throws
+// mthread::invalid_argument for the caller's own id or the main thread's, which never end first.
 bool join(thread_id id, std::chrono::nanoseconds timeout);
 
 // Sleeps that suspend and kill take effect in.

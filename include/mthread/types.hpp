@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace mthread {
 
@@ -61,9 +62,48 @@ inline constexpr std::size_t max_mailbox_depth = 1u << 16;
 inline constexpr std::size_t max_message_length = 64u << 10;
 
 // A programming error: bad argument, thread limit reached, call from a thread that cannot make it.
+// Catching it catches every kind below.
 class error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+  // what() reads "mthread::FUNCTION: DETAIL".
+  error(std::string_view function, std::string_view detail)
+      : std::runtime_error(std::string("mthread::").append(function).append(": ").append(detail)),
+        detail_offset_(std::string_view("mthread::").size() + function.size() + 2) {}
+  // The message without the function it names ("msg must not be empty"), for a binding that
+  // names its own function instead; the whole message for an error made from one string.
+  const char* detail() const noexcept { return what() + detail_offset_; }
+
+ private:
+  std::size_t detail_offset_ = 0;
+};
+
+// An argument the call does not accept (an empty text, a notification of 0). The detail begins
+// with the parameter's name, which argument() gives.
+class invalid_argument : public error {
+ public:
+  // The detail reads "ARGUMENT PROBLEM".
+  invalid_argument(std::string_view function, std::string_view argument, std::string_view problem)
+      : error(function, std::string(argument).append(" ").append(problem)),
+        argument_length_(argument.size()) {}
+  std::string_view argument() const noexcept { return {detail(), argument_length_}; }
+
+ private:
+  std::size_t argument_length_;
+};
+
+// A number larger than the call accepts (a mailbox deeper than max_mailbox_depth).
+class out_of_range : public invalid_argument {
+ public:
+  using invalid_argument::invalid_argument;
+};
+
+// A call made from a thread that cannot make it: waiting for a notification or a message in a
+// thread mthread does not know (none can reach it), setting repl_accept_msg outside the main
+// thread.
+class wrong_thread : public error {
+ public:
+  using error::error;
 };
 
 // Thrown inside a thread that was killed, at its next call into mthread (or at once inside

@@ -53,9 +53,12 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
   auto& threads = registry::instance();
   const core::record_ptr target = threads.find(id);
   if (target == nullptr) return true;
-  if (target.get() == call.self()) throw error("mthread: join: a thread cannot join itself");
+  if (target.get() == call.self()) {
+    throw invalid_argument("join", "id", "is the calling thread: a thread cannot join itself");
+  }
   if (target->type == thread_type::main) {
-    throw error("mthread: join: the main thread never ends while the process runs");
+    throw invalid_argument("join", "id",
+                           "is the main thread, which never ends while the process runs");
   }
   const deadline until = deadline::after(timeout);
   auto gone = [&] { return threads.find(id) == nullptr; };

@@ -14,10 +14,12 @@ using core::registry;
 
 namespace {
 
-core::thread_record& require_self(const api_call& call, const char* function) {
+// `what` never reaches a thread mthread does not know: waiting for it there would never end.
+core::thread_record& require_self(const api_call& call, const char* function, const char* what) {
   if (call.self() == nullptr) {
-    throw error(std::string("mthread: ") + function +
-                " needs a thread mthread knows (the main thread or one it started)");
+    throw wrong_thread(function, std::string("the calling thread is not one mthread knows (the "
+                                             "main thread or one it started): no ") +
+                                     what + " can ever reach it");
   }
   return *call.self();
 }
@@ -83,7 +85,7 @@ thread_id sender_id(const api_call& call) {
 
 bool notify(thread_id id, std::uint32_t value) {
   api_call call;
-  if (value == 0) throw error("mthread: notify: value must be 1..4294967295, got 0");
+  if (value == 0) throw invalid_argument("notify", "value", "must be in 1..4294967295, got 0");
   return for_targets(call, id, [&](core::thread_record& target, bool& wake) {
     target.notification.store(value, std::memory_order_seq_cst);  // see parker::publish
     wake = target.park.sleeping();
@@ -108,7 +110,7 @@ std::optional<std::uint32_t> wait(std::chrono::milliseconds timeout) {
 
 std::optional<std::uint32_t> binding::wait(const deadline& until) {
   api_call call;
-  core::thread_record& self = require_self(call, "wait");
+  core::thread_record& self = require_self(call, "wait", "notification");
   std::uint32_t value = 0;
   if (core::wait_until(
           self, until, [&] { return (value = self.notification.exchange(0)) != 0; },
@@ -127,17 +129,19 @@ bool send_msg(thread_id id, std::int64_t value) {
   return post(call, id, std::move(m));
 }
 
-bool send_msg(thread_id id, std::string_view text) {
+bool send_msg(thread_id id, std::string_view msg) {
   api_call call;
-  if (text.empty()) throw error("mthread: send_msg: the text must not be empty");
-  if (text.size() > max_message_length) {
-    throw error("mthread: send_msg: the text is " + std::to_string(text.size()) +
-                " bytes, longer than the maximum of " + std::to_string(max_message_length));
+  if (msg.empty()) throw invalid_argument("send_msg", "msg", "must not be empty");
+  if (msg.size() > max_message_length) {
+    throw invalid_argument("send_msg", "msg",
+                           "is " + std::to_string(msg.size()) +
+                               " bytes of UTF-8, longer than the maximum of " +
+                               std::to_string(max_message_length));
   }
   message m;
   m.type = msg_type::string;
   m.sender = sender_id(call);
-  m.text = std::string(text);
+  m.text = std::string(msg);
   return post(call, id, std::move(m));
 }
 
@@ -154,7 +158,7 @@ message get_msg(std::chrono::milliseconds timeout) {
 
 message binding::get_msg(const deadline& until) {
   api_call call;
-  core::thread_record& self = require_self(call, "get_msg");
+  core::thread_record& self = require_self(call, "get_msg", "message");
   message m;
   core::wait_until(
       self, until, [&] { return self.box.pop(m); },
@@ -183,7 +187,7 @@ bool repl_accept_msg() {
 bool repl_accept_msg(bool accept) {
   api_call call;
   if (call.self() == nullptr || call.self()->type != thread_type::main) {
-    throw error("mthread: repl_accept_msg(flag): only the main thread may set it");
+    throw wrong_thread("repl_accept_msg", "only the main thread may set it");
   }
   // The previous setting, as the device's mp_thread_replAcceptMsg returns it.
   return registry::instance().repl_accepts_messages.exchange(accept);

@@ -105,8 +105,10 @@ thread_id start_thread(std::string_view name, const start_options& options, thre
                        std::shared_ptr<thread_hooks> hooks, std::function<void()> body) {
   api_call call;
   if (options.mailbox_depth == 0 || options.mailbox_depth > max_mailbox_depth) {
-    throw error("mthread: mailbox_depth must be 1.." + std::to_string(max_mailbox_depth) +
-                ", got " + std::to_string(options.mailbox_depth));
+    const std::string range = "must be in 1.." + std::to_string(max_mailbox_depth) + ", got " +
+                              std::to_string(options.mailbox_depth);
+    if (options.mailbox_depth != 0) throw out_of_range("start_new_thread", "mailbox_depth", range);
+    throw invalid_argument("start_new_thread", "mailbox_depth", range);
   }
   core::install_signal_handlers();
   core::reaper::instance().ensure_running();
@@ -148,13 +150,14 @@ thread_id detail::start(std::string_view name, const start_options& options,
 thread_id binding::start(std::string_view name, const start_options& options, thread_type type,
                          std::shared_ptr<thread_hooks> hooks, std::function<void()> body) {
   if (type != thread_type::python && type != thread_type::service) {
-    throw error("mthread: binding::start: a binding's thread is PYTHON or SERVICE, got type " +
-                std::to_string(static_cast<int>(type)));
+    throw invalid_argument(
+        "binding::start", "type",
+        "must be PYTHON or SERVICE, got " + std::to_string(static_cast<int>(type)));
   }
   if (hooks == nullptr) {
-    throw error(
-        "mthread: binding::start: a PYTHON or SERVICE thread needs hooks: no signal stops it, so "
-        "without them suspend and kill could not reach it");
+    throw invalid_argument("binding::start", "hooks",
+                           "must not be null: no signal stops a PYTHON or SERVICE thread, so "
+                           "without them suspend and kill could not reach it");
   }
   return core::start_thread(name, options, type, std::move(hooks), std::move(body));
 }

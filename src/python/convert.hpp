@@ -9,11 +9,13 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <mthread/deadline.hpp>
 #include <mthread/types.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace mthread::python {
 
@@ -80,13 +82,19 @@ inline std::string_view to_utf8(py::handle value, const char* function, const ch
   return {text, static_cast<std::size_t>(length)};
 }
 
-// An int in [low, high]; bools count as ints, as everywhere in Python.
-inline long long to_integer(py::handle value, const char* function, const char* argument,
-                            long long low, long long high) {
+// A TypeError naming the argument unless `value` is an int (bools count as ints, as everywhere
+// in Python).
+inline void require_int(py::handle value, const char* function, const char* argument) {
   if (!PyLong_Check(value.ptr())) {
     raise(PyExc_TypeError,
           std::string(function) + "(): " + argument + " must be an int, not " + type_name(value));
   }
+}
+
+// An int in [low, high].
+inline long long to_integer(py::handle value, const char* function, const char* argument,
+                            long long low, long long high) {
+  require_int(value, function, argument);
   int overflow = 0;
   const long long number = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
   const bool below = overflow < 0 || (overflow == 0 && number < low);
@@ -99,23 +107,30 @@ inline long long to_integer(py::handle value, const char* function, const char* 
   return number;
 }
 
-// A thread id: 0 .. 2**64-1 (ids are given out from 1 and can never reach the top).
-inline thread_id to_thread_id(py::handle value, const char* function) {
-  if (!PyLong_Check(value.ptr())) {
-    raise(PyExc_TypeError,
-          std::string(function) + "(): th_id must be an int, not " + type_name(value));
-  }
+// An int in the range of the unsigned type T, which is all the binding checks: what the core
+// accepts of that range the core checks (a notification of 0, a mailbox too deep).
+template <class T>
+T to_unsigned(py::handle value, const char* function, const char* argument) {
+  static_assert(std::is_unsigned_v<T> && sizeof(T) <= sizeof(unsigned long long));
+  require_int(value, function, argument);
   if (is_negative(value)) {
     raise(PyExc_ValueError,
-          std::string(function) + "(): th_id must be >= 0, got " + int_text(value));
+          std::string(function) + "(): " + argument + " must be >= 0, got " + int_text(value));
   }
-  const unsigned long long id = PyLong_AsUnsignedLongLong(value.ptr());
-  if (PyErr_Occurred()) {
-    PyErr_Clear();
-    raise(PyExc_OverflowError,
-          std::string(function) + "(): th_id is too large: " + int_text(value));
+  const unsigned long long number = PyLong_AsUnsignedLongLong(value.ptr());
+  const bool too_large = number == static_cast<unsigned long long>(-1) && PyErr_Occurred();
+  if (too_large) PyErr_Clear();
+  if (too_large || number > std::numeric_limits<T>::max()) {
+    raise(PyExc_OverflowError, std::string(function) + "(): " + argument + " must be at most " +
+                                   std::to_string(std::numeric_limits<T>::max()) + ", got " +
+                                   int_text(value));
   }
-  return id;
+  return static_cast<T>(number);
+}
+
+// A thread id (ids are given out from 1 and can never reach the top of the range).
+inline thread_id to_thread_id(py::handle value, const char* function) {
+  return to_unsigned<thread_id>(value, function, "th_id");
 }
 
 // A non-negative duration given as an int or a float in `unit`s: infinity for an int too large

@@ -13,6 +13,7 @@
 #include <mthread/mthread.hpp>
 #include <new>
 
+#include "errors.hpp"
 #include "interpreter.hpp"
 
 namespace mthread::python {
@@ -54,23 +55,6 @@ void lock_dealloc(PyObject* self) {
   Py_DECREF(type);
 }
 
-// The Python error for what a core wait threw.
-void set_error(std::exception_ptr thrown) {
-  try {
-    std::rethrow_exception(thrown);
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (const thread_killed&) {
-    set_thread_killed_error();
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  } catch (...) {
-    PyErr_SetString(PyExc_SystemError, "mthread: unknown C++ exception in acquire()");
-  }
-}
-
 // Waits for the lock with the GIL released, until `until`.
 PyObject* acquire_waiting(lock_object* lock, const deadline& until) {
   try {
@@ -81,7 +65,7 @@ PyObject* acquire_waiting(lock_object* lock, const deadline& until) {
         });
     return PyBool_FromLong(acquired.has_value());
   } catch (...) {
-    set_error(std::current_exception());
+    set_python_error(std::current_exception(), "acquire");
     return nullptr;
   }
 }

@@ -1,6 +1,8 @@
-// mthread._mthread: the device's `_thread` functions, one table, each a thin call into the core
-// (like MicroPython's py/modthread.c). Argument checks and conversions are here; threading
-// logic is in the core; interpreter glue is in interpreter.cpp.
+// mthread._mthread: the device's `_thread` functions, each a thin call into the core (like
+// MicroPython's py/modthread.c). Here Python values become the core's types and back
+// (convert.hpp); the core checks what it is given and owns the threading logic, and what it
+// throws becomes a Python exception in errors.cpp. The lock type is in lock.cpp, the descriptor
+// waits in waits.cpp, the interpreter glue in interpreter.cpp.
 #include <pybind11/pybind11.h>
 
 #include <array>
@@ -11,15 +13,13 @@
 #include <thread>
 
 #include "convert.hpp"
+#include "errors.hpp"
 #include "interpreter.hpp"
 #include "lock.hpp"
 #include "repl_hook.hpp"
 #include "waits.hpp"
 
-namespace py = pybind11;
-using namespace mthread;
-using namespace mthread::python;
-
+namespace mthread::python {
 namespace {
 
 std::atomic<unsigned long long> unnamed_threads{0};
@@ -31,8 +31,8 @@ bool is_callable(py::handle value) {
 // Both forms: the device's start_new_thread(name, func, args[, kwargs]) and CPython's
 // start_new_thread(func, args[, kwargs]); keywords stacksize=, mailbox_depth= and the final
 // firmware's samecore=.
-thread_id start_thread(PyObject* const* positional, Py_ssize_t given, py::handle stacksize,
-                       py::handle mailbox_depth, py::handle samecore) {
+thread_id py_start_new_thread(PyObject* const* positional, Py_ssize_t given, py::handle stacksize,
+                              py::handle mailbox_depth, py::handle samecore) {
   const char* function = "start_new_thread";
   Py_ssize_t first = 0;
   std::string name;
@@ -68,16 +68,14 @@ thread_id start_thread(PyObject* const* positional, Py_ssize_t given, py::handle
   // The final firmware's default stacksize is -1: the default stack, as 0 is here.
   long long stack_bytes = 0;
   if (stacksize) stack_bytes = to_integer(stacksize, function, "stacksize", -1, LLONG_MAX);
-  // 0 is the default depth, as stacksize=0 is the default stack.
-  long long depth = 0;
-  if (mailbox_depth) {
-    depth = to_integer(mailbox_depth, function, "mailbox_depth", 0, max_mailbox_depth);
-  }
+  // 0 is the default depth, as stacksize=0 is the default stack; the core checks the others.
+  std::size_t depth = 0;
+  if (mailbox_depth) depth = to_unsigned<std::size_t>(mailbox_depth, function, "mailbox_depth");
   // A PC has no pair of cores to choose between: samecore= is checked and accepted.
   if (samecore) to_bool(samecore);
   return start_python_thread(name, func, args, kwargs,
                              static_cast<std::size_t>(std::max(stack_bytes, 0LL)),
-                             depth == 0 ? default_mailbox_depth : static_cast<std::size_t>(depth));
+                             depth == 0 ? default_mailbox_depth : depth);
 }
 
 py::tuple message_tuple(const message& m) {
@@ -94,15 +92,11 @@ py::tuple message_tuple(const message& m) {
   return py::make_tuple(0, 0, py::none());
 }
 
-py::object getmsg(py::handle timeout_ms, py::handle = {}) {
+py::object py_getmsg(py::handle timeout_ms, py::handle) {
   if (timeout_ms.is_none()) return message_tuple(get_msg());
   const deadline until = to_deadline<std::chrono::milliseconds>(timeout_ms, "getmsg", "timeout_ms");
-  if (get_self_id() == 0) {
-    raise(error_type(),
-          "getmsg(timeout_ms) needs a thread mthread knows (the main thread or one "
-          "it started): no message can ever reach this one");
-  }
-  // A message already there costs no GIL hand-off.
+  // A message already there costs no GIL hand-off. (A thread mthread does not know has none;
+  // the get_msg in the wait throws mthread::wrong_thread there.)
   if (message ready = get_msg(); ready.type != msg_type::none) return message_tuple(ready);
   // A broadcast that wakes this thread wakes the next one once this one holds the GIL again.
   const binding::paced_wakes paced;
@@ -113,16 +107,11 @@ py::object getmsg(py::handle timeout_ms, py::handle = {}) {
   return message_tuple(received.value_or(message{}));
 }
 
-py::object wait_notification(py::handle timeout_ms, py::handle = {}) {
+py::object py_wait(py::handle timeout_ms, py::handle) {
   const deadline until = timeout_ms.is_none() ? deadline::never()
                                               : to_deadline<std::chrono::milliseconds>(
                                                     timeout_ms, "wait", "timeout_ms");
-  if (get_self_id() == 0) {
-    raise(error_type(),
-          "wait() needs a thread mthread knows (the main thread or one it "
-          "started): no notification can ever reach this one");
-  }
-  // A notification already there costs no GIL hand-off.
+  // A notification already there costs no GIL hand-off (as in getmsg).
   if (const std::uint32_t pending = get_notification(); pending != 0) return py::int_(pending);
   const binding::paced_wakes paced;  // as in getmsg
   const auto value = wait_without_gil<std::uint32_t>(
@@ -135,14 +124,12 @@ py::object wait_notification(py::handle timeout_ms, py::handle = {}) {
 // paced_wakes), so no woken thread waits for the GIL behind it. Letting go of the GIL for the loop
 // measured worse: the caller then has to win the GIL back from the threads it just woke (3.7 µs a
 // target at 1000 targets, against 0.45 µs with the GIL kept).
-py::object notify_thread(py::handle id, py::handle value) {
+py::object py_notify(py::handle id, py::handle value) {
   const auto target = to_thread_id(id, "notify");
-  const auto checked =
-      static_cast<std::uint32_t>(to_integer(value, "notify", "value", 1, 0xFFFFFFFFLL));
-  return py::bool_(notify(target, checked));
+  return py::bool_(notify(target, to_unsigned<std::uint32_t>(value, "notify", "value")));
 }
 
-py::object sendmsg(py::handle id, py::handle msg) {
+py::object py_sendmsg(py::handle id, py::handle msg) {
   const auto target = to_thread_id(id, "sendmsg");
   if (PyLong_Check(msg.ptr())) {
     const auto checked =
@@ -152,14 +139,7 @@ py::object sendmsg(py::handle id, py::handle msg) {
   if (!PyUnicode_Check(msg.ptr())) {
     raise(PyExc_TypeError, "sendmsg(): msg must be an int or a str, not " + type_name(msg));
   }
-  const std::string_view text = to_utf8(msg, "sendmsg", "msg");
-  if (text.empty()) raise(PyExc_ValueError, "sendmsg(): msg must not be an empty string");
-  if (text.size() > max_message_length) {
-    raise(PyExc_ValueError, "sendmsg(): msg is " + std::to_string(text.size()) +
-                                " bytes of UTF-8, longer than the maximum of " +
-                                std::to_string(max_message_length));
-  }
-  return py::bool_(send_msg(target, text));
+  return py::bool_(send_msg(target, to_utf8(msg, "sendmsg", "msg")));
 }
 
 void sleep_for_python(const deadline& until) {
@@ -175,7 +155,7 @@ void sleep_for_python(const deadline& until) {
   });
 }
 
-py::object repl_accept(py::handle flag, py::handle) {
+py::object py_replAcceptMsg(py::handle flag, py::handle) {
   // As on the device, the flag is honoured in the main thread only; setting returns the
   // previous setting, as the device's mp_thread_replAcceptMsg does.
   if (!flag.is_none() && get_self_id() == get_repl_id()) {
@@ -184,7 +164,7 @@ py::object repl_accept(py::handle flag, py::handle) {
   return py::bool_(repl_accept_msg());
 }
 
-py::object list_threads(py::handle print, py::handle) {
+py::object py_list(py::handle print, py::handle) {
   if (print.is_none() || to_bool(print)) {
     std::ostringstream lines;
     print_list(lines);
@@ -199,17 +179,7 @@ py::object list_threads(py::handle print, py::handle) {
   return py::tuple(rows);
 }
 
-void translate_core_exceptions(std::exception_ptr thrown) {
-  try {
-    std::rethrow_exception(thrown);
-  } catch (const thread_killed&) {
-    set_thread_killed_error();
-  } catch (const mthread::error& e) {
-    PyErr_SetString(error_type(), e.what());
-  }
-}
-
-// --- the function table ----------------------------------------------------------------------
+// --- calling a body from CPython ------------------------------------------------------------
 // Plain METH_FASTCALL functions rather than pybind11's dispatcher: a wrong call gets CPython's
 // own wording naming the argument ("missing required argument 'th_id'"), never a dump of
 // overloads, and a call costs no argument tuple (pybind11's costs about 100 ns, as much as
@@ -260,34 +230,14 @@ bool bind_arguments(const char* function, const char* const* parameters, Py_ssiz
   return true;
 }
 
-// The Python error for a C++ exception, as pybind11's dispatcher would set it.
-void set_python_error(std::exception_ptr thrown) {
-  try {
-    try {
-      std::rethrow_exception(thrown);
-    } catch (py::error_already_set& e) {
-      e.restore();
-    } catch (const std::bad_alloc&) {
-      PyErr_NoMemory();
-    }
-  } catch (...) {
-    try {
-      translate_core_exceptions(std::current_exception());
-    } catch (const std::exception& e) {
-      PyErr_SetString(PyExc_RuntimeError, e.what());
-    } catch (...) {
-      PyErr_SetString(PyExc_SystemError, "mthread: unknown C++ exception");
-    }
-  }
-}
-
-// Runs `body` and turns what it throws into the Python error; the result as a new reference.
+// Runs `body` and turns what it throws into the Python error, naming `function` (the Python
+// name; nullptr: the core's message as it is); the result as a new reference.
 template <class Body>
-PyObject* call_translating(Body&& body) {
+PyObject* call_translating(const char* function, Body&& body) {
   try {
     return body().release().ptr();
   } catch (...) {
-    set_python_error(std::current_exception());
+    set_python_error(std::current_exception(), function);
     return nullptr;
   }
 }
@@ -304,7 +254,7 @@ PyObject* fast_call(PyObject*, PyObject* const* args, Py_ssize_t count, PyObject
     return nullptr;
   }
   // An optional argument not given is None.
-  return call_translating([&] {
+  return call_translating(Sig.name, [&] {
     return Body(bound[0] != nullptr ? bound[0] : Py_None, bound[1] != nullptr ? bound[1] : Py_None);
   });
 }
@@ -318,7 +268,7 @@ constexpr PyMethodDef method(const char* doc) {
 
 template <py::object (*Body)()>
 PyObject* no_arguments_call(PyObject*, PyObject*) {
-  return call_translating([] { return Body(); });
+  return call_translating(nullptr, [] { return Body(); });
 }
 
 template <py::object (*Body)()>
@@ -326,8 +276,8 @@ constexpr PyMethodDef no_arguments(const char* name, const char* doc) {
   return {name, &no_arguments_call<Body>, METH_NOARGS, doc};
 }
 
-PyObject* start_new_thread_call(PyObject*, PyObject* const* args, Py_ssize_t count,
-                                PyObject* keywords) {
+PyObject* start_new_thread_entry(PyObject*, PyObject* const* args, Py_ssize_t count,
+                                 PyObject* keywords) {
   static constexpr std::array<const char*, 3> options{"stacksize", "mailbox_depth", "samecore"};
   PyObject* bound[3] = {nullptr, nullptr, nullptr};
   // The keywords only: the positional arguments have two forms, told apart by the first.
@@ -335,11 +285,12 @@ PyObject* start_new_thread_call(PyObject*, PyObject* const* args, Py_ssize_t cou
                       keywords, bound)) {
     return nullptr;
   }
-  return call_translating(
-      [&] { return py::int_(start_thread(args, count, bound[0], bound[1], bound[2])); });
+  return call_translating("start_new_thread", [&] {
+    return py::int_(py_start_new_thread(args, count, bound[0], bound[1], bound[2]));
+  });
 }
 
-// --- bodies: a wrong type or value is an error naming the argument (see convert.hpp) ---------
+// --- the other bodies ------------------------------------------------------------------------
 
 // A function of one thread id (th_id), its result converted as pybind11 converts it.
 template <const signature& Sig, auto Operation>
@@ -354,26 +305,26 @@ bool send_exit(thread_id id) {
   return notify(id, notify_exit);
 }
 
-py::object stack_size_body(py::handle size, py::handle) {
+py::object py_stack_size(py::handle size, py::handle) {
   if (size.is_none()) return py::int_(stack_size());
   const long long bytes = to_integer(size, "stack_size", "size", 0, LLONG_MAX);
   return py::int_(stack_size(static_cast<std::size_t>(bytes)));
 }
 
-py::object allowsuspend_body(py::handle allow, py::handle) {
+py::object py_allowsuspend(py::handle allow, py::handle) {
   allow_suspend(to_bool(allow));
   return py::none();
 }
 
-py::object sleep_body(py::handle seconds, py::handle) {
+py::object py_sleep(py::handle seconds, py::handle) {
   sleep_for_python(to_deadline<std::chrono::seconds>(seconds, "sleep", "seconds"));
   return py::none();
 }
-py::object sleep_ms_body(py::handle ms, py::handle) {
+py::object py_sleep_ms(py::handle ms, py::handle) {
   sleep_for_python(to_deadline<std::chrono::milliseconds>(ms, "sleep_ms", "ms"));
   return py::none();
 }
-py::object sleep_us_body(py::handle us, py::handle) {
+py::object py_sleep_us(py::handle us, py::handle) {
   sleep_for_python(to_deadline<std::chrono::microseconds>(us, "sleep_us", "us"));
   return py::none();
 }
@@ -382,71 +333,71 @@ py::object sleep_us_body(py::handle us, py::handle) {
 // begins with it (a Ctrl-C raised again in Python would only be raised there again).
 std::atomic<bool> interrupt_next_join{false};
 
-py::object interrupt_next_join_body() {
+py::object py_interrupt_next_join() {
   interrupt_next_join.store(true);
   return py::none();
 }
 
-py::object join_all_body(py::handle grace, py::handle) {
+py::object py_join_all(py::handle grace, py::handle) {
   const auto limit = to_duration<std::chrono::seconds>(grace, "_join_all", "grace");
   if (interrupt_next_join.exchange(false)) PyErr_SetInterruptEx(SIGINT);
   return py::int_(join_all(limit));
 }
 
-py::object set_repl_display_body(py::handle display, py::handle) {
+py::object py_set_repl_display(py::handle display, py::handle) {
   set_repl_display(py::reinterpret_borrow<py::object>(display));
   return py::none();
 }
 
-py::object repl_write_body(py::handle text, py::handle) {
+py::object py_repl_write(py::handle text, py::handle) {
   queue_repl_output(std::string(to_utf8(text, "_repl_write", "text")));
   return py::none();
 }
 
-py::object lock_body() {
+py::object py_lock() {
   enter_atomic_section();
   return py::none();
 }
-py::object unlock_body() {
+py::object py_unlock() {
   leave_atomic_section();
   return py::none();
 }
 
-py::object get_self_name_body() {
+py::object py_getSelfName() {
   return py::str(get_self_name());
 }
-py::object get_repl_id_body() {
+py::object py_getReplID() {
   return py::int_(get_repl_id());
 }
-py::object get_notification_body() {
+py::object py_getnotification() {
   return py::int_(get_notification());
 }
-py::object get_self_id_body() {
+py::object py_getSelfID() {
   return py::int_(get_self_id());
 }
 // In a thread mthread started, its mthread id: the value start_new_thread returned, as CPython
 // and MicroPython make them equal. Elsewhere (the main thread, threading's threads) CPython's
 // own ident, so that it matches threading.main_thread().ident and threading.get_ident() there.
 // threading keeps CPython's get_ident for itself: it took it from the real _thread at import.
-py::object get_ident_body() {
+py::object py_get_ident() {
   const thread_id self = get_self_id();
   if (self != 0 && self != get_repl_id()) return py::int_(self);
   return py::int_(PyThread_get_thread_ident());
 }
-py::object redisplay_prompt_body() {
+py::object py_redisplay_prompt() {
   return py::bool_(redisplay_prompt());
 }
-py::object take_repl_output_body() {
+py::object py_take_repl_output() {
   return py::str(take_repl_output());
 }
-py::object request_scheduled_run_body(py::handle runner, py::handle) {
+py::object py_request_scheduled_run(py::handle runner, py::handle) {
   request_scheduled_run(py::reinterpret_borrow<py::object>(runner));
   return py::none();
 }
-py::object repl_output_pending_body() {
+py::object py_repl_output_pending() {
   return py::bool_(repl_output_pending());
 }
-py::object at_prompt_body() {
+py::object py_at_prompt() {
   return py::bool_(prompt_waiting());
 }
 
@@ -459,12 +410,12 @@ constexpr signature allowsuspend_sig{"allowsuspend", {"allow", nullptr}, 1};
 constexpr signature suspend_sig{"suspend", {"th_id", nullptr}, 1};
 constexpr signature resume_sig{"resume", {"th_id", nullptr}, 1};
 constexpr signature kill_sig{"kill", {"th_id", nullptr}, 1};
-constexpr signature get_thread_name_sig{"getThreadName", {"th_id", nullptr}, 1};
+constexpr signature getThreadName_sig{"getThreadName", {"th_id", nullptr}, 1};
 constexpr signature status_sig{"status", {"th_id", nullptr}, 1};
 constexpr signature isnotified_sig{"isnotified", {"th_id", nullptr}, 1};
 constexpr signature stop_sig{"stop", {"th_id", nullptr}, 1};
-constexpr signature repl_accept_sig{"replAcceptMsg", {"flag", nullptr}, 0};
-constexpr signature main_accept_sig{"mainAcceptMsg", {"flag", nullptr}, 0};
+constexpr signature replAcceptMsg_sig{"replAcceptMsg", {"flag", nullptr}, 0};
+constexpr signature mainAcceptMsg_sig{"mainAcceptMsg", {"flag", nullptr}, 0};
 constexpr signature list_sig{"list", {"print", nullptr}, 0};
 constexpr signature sleep_sig{"sleep", {"seconds", nullptr}, 1};
 constexpr signature sleep_ms_sig{"sleep_ms", {"ms", nullptr}, 1};
@@ -473,11 +424,11 @@ constexpr signature join_all_sig{"_join_all", {"grace", nullptr}, 1};
 constexpr signature set_repl_display_sig{"_set_repl_display", {"display", nullptr}, 1};
 constexpr signature sender_name_sig{"_sender_name", {"th_id", nullptr}, 1};
 constexpr signature repl_write_sig{"_repl_write", {"text", nullptr}, 1};
-constexpr signature scheduled_run_sig{"_request_scheduled_run", {"runner", nullptr}, 1};
+constexpr signature request_scheduled_run_sig{"_request_scheduled_run", {"runner", nullptr}, 1};
 
 PyMethodDef methods[] = {
     {"start_new_thread",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&start_new_thread_call)),
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&start_new_thread_entry)),
      METH_FASTCALL | METH_KEYWORDS,
      "start_new_thread(name, func, args[, kwargs], *, samecore=True, stacksize=0, "
      "mailbox_depth=0) -> id\n"
@@ -488,42 +439,42 @@ PyMethodDef methods[] = {
      "the device. mailbox_depth: how many messages its mailbox holds, 1..65536; 0 is the\n"
      "default, 8. samecore: the final firmware's choice of core; a PC has no such pair of\n"
      "cores, so it is accepted and changes nothing."},
-    method<sendmsg_sig, sendmsg>(
+    method<sendmsg_sig, py_sendmsg>(
         "sendmsg(th_id, msg) -> bool\n\nQueue `msg` (an int in the signed 64-bit range, or a "
         "non-empty str of at most 64 KiB\nof UTF-8) in a thread's mailbox. Never blocks: False "
         "when the mailbox is full or the\nthread unknown or ended. th_id 0 sends to every thread "
         "but the caller (True if all\naccepted)."),
-    method<getmsg_sig, getmsg>(
+    method<getmsg_sig, py_getmsg>(
         "getmsg([timeout_ms]) -> (type, sender_id, msg)\n\nThe oldest message for the calling "
         "thread: type 1 with an int, type 2 with a str;\n(0, 0, None) when there is none. Without "
         "timeout_ms it never blocks; with it, waits\nup to that many milliseconds."),
-    method<notify_sig, notify_thread>(
+    method<notify_sig, py_notify>(
         "notify(th_id, value) -> bool\n\nSet a thread's notification to `value` (1..2**32-1; the "
         "latest wins). th_id 0 sends\nto every thread but the caller. False for an unknown or "
         "ended thread."),
-    method<wait_sig, wait_notification>(
+    method<wait_sig, py_wait>(
         "wait([timeout_ms]) -> int or None\n\nReturn the pending notification at once (cleared), "
         "else block until one arrives,\nor return None after timeout_ms milliseconds."),
-    method<stack_size_sig, stack_size_body>(
+    method<stack_size_sig, py_stack_size>(
         "stack_size([size]) -> int\n\nThe stack size in bytes for threads started from now on. "
         "With `size`, set it first:\nclamped to [min, max] and rounded to pages; 0 restores the "
         "default (8 MiB)."),
-    method<allowsuspend_sig, allowsuspend_body>(
+    method<allowsuspend_sig, py_allowsuspend>(
         "allowsuspend(allow)\n\nLet (or stop letting) the calling thread be suspended. "
         "New threads start not suspendable."),
-    method<suspend_sig, on_thread<suspend_sig, &mthread::suspend>>(
+    method<suspend_sig, on_thread<suspend_sig, &suspend>>(
         "suspend(th_id) -> bool\n\nSuspend a thread that allowed it: it stops before its next "
         "line, or at once inside\nmthread's waits and sleeps. False if it is unknown, already "
         "suspended, did not allow it,\nor is the caller."),
-    method<resume_sig, on_thread<resume_sig, &mthread::resume>>(
+    method<resume_sig, on_thread<resume_sig, &resume>>(
         "resume(th_id) -> bool\n\nResume a suspended thread where it stopped. False if it was "
         "not suspended."),
-    method<kill_sig, on_thread<kill_sig, &mthread::kill>>(
+    method<kill_sig, on_thread<kill_sig, &kill>>(
         "kill(th_id) -> bool\n\nEnd a thread: it gets ThreadKilled at its next bytecode (again "
         "if it swallows it), so\n`finally` and `with` run; a thread blocked in mthread's waits "
         "or sleeps, or suspended,\nends within milliseconds. False for the main thread or an "
         "unknown id. kill() of the\ncaller's own id raises ThreadKilled in the caller."),
-    method<get_thread_name_sig, on_thread<get_thread_name_sig, &get_thread_name>>(
+    method<getThreadName_sig, on_thread<getThreadName_sig, &get_thread_name>>(
         "getThreadName(th_id) -> str\n\nThe thread's name, or \"unknown\"."),
     method<status_sig, on_thread<status_sig, &status_code>>(
         "status(th_id) -> int\n\nRUNNING, SUSPENDED or WAITING; TERMINATED for a thread that is "
@@ -532,83 +483,83 @@ PyMethodDef methods[] = {
         "isnotified(th_id) -> bool\n\nWhether the thread has a notification pending."),
     method<stop_sig, on_thread<stop_sig, &send_exit>>(
         "stop(th_id) -> bool\n\nSend the EXIT notification: ask the thread to end itself."),
-    method<repl_accept_sig, repl_accept>(
+    method<replAcceptMsg_sig, py_replAcceptMsg>(
         "replAcceptMsg([flag]) -> bool\n\nWhether the REPL shows incoming messages and "
         "notifications at its prompt. In the main\nthread `flag` sets it, and the previous "
         "setting is returned (as on the device); while\noff, they stay queued for "
         "getmsg()/getnotification(). Default on."),
-    method<main_accept_sig, repl_accept>(
+    method<mainAcceptMsg_sig, py_replAcceptMsg>(
         "mainAcceptMsg([flag]) -> bool\n\nThe final firmware's name for replAcceptMsg(): the "
         "same function."),
-    method<list_sig, list_threads>(
+    method<list_sig, py_list>(
         "list([print=True])\n\nPrint one line a thread, in the device's format. list(False) "
         "returns a tuple of\n(id, type, name, state, stack_size, max_stack_used) instead."),
-    method<sleep_sig, sleep_body>("sleep(seconds)\n\nSleep; suspend and kill take effect at once."),
-    method<sleep_ms_sig, sleep_ms_body>(
+    method<sleep_sig, py_sleep>("sleep(seconds)\n\nSleep; suspend and kill take effect at once."),
+    method<sleep_ms_sig, py_sleep_ms>(
         "sleep_ms(ms)\n\nSleep `ms` milliseconds; suspend and kill take effect at once."),
-    method<sleep_us_sig, sleep_us_body>(
+    method<sleep_us_sig, py_sleep_us>(
         "sleep_us(us)\n\nSleep `us` microseconds; suspend and kill take effect at once."),
-    no_arguments<lock_body>(
+    no_arguments<py_lock>(
         "lock",
         "lock()\n\nEnter an atomic section, as the device's firmware does: until unlock(), every "
         "other thread\nmthread started stops at its next line (or as it leaves one of mthread's "
         "waits). Threads\nmthread did not start (threading's, the main thread for another "
         "caller) go on. Nested\nlock() calls need as many unlock() calls; waits while another "
         "thread holds the section."),
-    no_arguments<unlock_body>(
+    no_arguments<py_unlock>(
         "unlock",
         "unlock()\n\nLeave the atomic section lock() entered; the stopped threads go on. Does "
         "nothing in a\nthread that holds no section, as on the device."),
-    no_arguments<get_self_name_body>("getSelfName",
-                                     "getSelfName() -> str\n\nThe calling thread's name."),
-    no_arguments<get_repl_id_body>(
+    no_arguments<py_getSelfName>("getSelfName",
+                                 "getSelfName() -> str\n\nThe calling thread's name."),
+    no_arguments<py_getReplID>(
         "getReplID",
         "getReplID() -> int\n\nThe main (REPL) thread's id: send it messages and notifications."),
-    no_arguments<get_repl_id_body>("getMainID", "getMainID() -> int\n\nThe same as getReplID()."),
-    no_arguments<get_notification_body>(
+    no_arguments<py_getReplID>("getMainID", "getMainID() -> int\n\nThe same as getReplID()."),
+    no_arguments<py_getnotification>(
         "getnotification",
         "getnotification() -> int\n\nThe calling thread's pending notification (then cleared), "
         "or 0 when none."),
-    no_arguments<get_self_id_body>(
+    no_arguments<py_getSelfID>(
         "getSelfID",
         "getSelfID() -> int\n\nThe calling thread's id (0 in a thread mthread does not know)."),
-    no_arguments<get_ident_body>(
+    no_arguments<py_get_ident>(
         "get_ident",
         "get_ident() -> int\n\nCPython's _thread.get_ident(), but in a thread that mthread "
         "started it is the thread's\nmthread id, the value start_new_thread() returned (as "
         "CPython and MicroPython make\nthem equal). threading keeps CPython's own idents."),
-    method<join_all_sig, join_all_body>(
+    method<join_all_sig, py_join_all>(
         "Wait for every started thread to end; on Ctrl-C kill them, wait `grace` s; return how "
         "many remain."),
-    method<set_repl_display_sig, set_repl_display_body>(
+    method<set_repl_display_sig, py_set_repl_display>(
         "Set the callable the REPL input hook runs about ten times a second (None: stop)."),
     method<sender_name_sig, on_thread<sender_name_sig, &binding::sender_name>>(
         "The name of a message's sender, even if it ended since; \"unknown\" otherwise."),
-    method<repl_write_sig, repl_write_body>(
+    method<repl_write_sig, py_repl_write>(
         "Queue text (a thread's traceback) for the REPL display to print above the prompt."),
-    no_arguments<take_repl_output_body>("_take_repl_output",
-                                        "Take the text queued by _repl_write(); \"\" if none."),
-    method<scheduled_run_sig, request_scheduled_run_body>(
+    no_arguments<py_take_repl_output>("_take_repl_output",
+                                      "Take the text queued by _repl_write(); \"\" if none."),
+    method<request_scheduled_run_sig, py_request_scheduled_run>(
         "Have `runner` called in the main thread very soon (micropython.schedule)."),
-    no_arguments<interrupt_next_join_body>(
+    no_arguments<py_interrupt_next_join>(
         "_interrupt_next_join",
         "Make the next _join_all() start as if Ctrl-C were pressed: kill, then reap."),
-    no_arguments<repl_output_pending_body>(
+    no_arguments<py_repl_output_pending>(
         "_repl_output_pending", "Whether text queued by _repl_write() waits for the display."),
-    no_arguments<at_prompt_body>("_at_prompt",
-                                 "Whether the interactive prompt is waiting for input now."),
-    no_arguments<redisplay_prompt_body>(
+    no_arguments<py_at_prompt>("_at_prompt",
+                               "Whether the interactive prompt is waiting for input now."),
+    no_arguments<py_redisplay_prompt>(
         "_redisplay_prompt",
         "Redraw readline's prompt and the text typed so far; False without readline."),
     {nullptr, nullptr, 0, nullptr},
 };
 
-}  // namespace
+// --- the module: the function table above, the lock type, the descriptor waits, the constants --
 
-PYBIND11_MODULE(_mthread, m) {
+void init_module(py::module_& m) {
   m.doc() = "The C++ half of mthread; import mthread instead.";
   prepare_interpreter(m);
-  py::register_exception_translator(&translate_core_exceptions);
+  py::register_exception_translator(&translate_core_error);
   install_repl_hook();
   if (PyModule_AddFunctions(m.ptr(), methods) != 0) throw py::error_already_set();
   add_lock_type(m);
@@ -633,4 +584,11 @@ PYBIND11_MODULE(_mthread, m) {
   m.attr("MAX_STACK_SIZE") = max_stack_size;
   m.attr("MAX_MESSAGE_LENGTH") = max_message_length;
   m.attr("MAX_THREADS") = max_threads();
+}
+
+}  // namespace
+}  // namespace mthread::python
+
+PYBIND11_MODULE(_mthread, m) {
+  mthread::python::init_module(m);
 }

@@ -219,6 +219,7 @@ def test_wait_in_foreign_thread_is_an_error():
     t.start()
     t.join(SHORT)
     assert len(errors) == 1 and isinstance(errors[0], mthread.error)
+    assert str(errors[0]).startswith("wait(): the calling thread is not one mthread knows")
 
 
 def hold_a_lock():
@@ -347,6 +348,23 @@ def test_sendmsg_errors():
     with pytest.raises(ValueError, match="th_id"):
         mthread.sendmsg(-1, 1)
     assert mthread.getmsg() == (0, 0, None)
+
+
+def test_values_the_core_refuses_name_the_python_function_and_argument():
+    """The core checks these values; its error reaches Python in Python's names."""
+    me = mthread.getReplID()
+    cases = [(lambda: mthread.sendmsg(me, ""), ValueError, "sendmsg(): msg must not be empty"),
+             (lambda: mthread.sendmsg(0, "x" * (mthread.MAX_MESSAGE_LENGTH + 1)), ValueError,
+              "sendmsg(): msg is 65537 bytes of UTF-8, longer than the maximum of 65536"),
+             (lambda: mthread.notify(0, 0), ValueError,
+              "notify(): value must be in 1..4294967295, got 0"),
+             (lambda: mthread.start_new_thread("x", print, (), mailbox_depth=65537),
+              OverflowError, "start_new_thread(): mailbox_depth must be in 1..65536, got 65537")]
+    for call, kind, text in cases:
+        with pytest.raises(kind) as caught:
+            call()
+        assert str(caught.value) == text
+    assert mthread.getmsg() == (0, 0, None) and mthread.getnotification() == 0
 
 
 def test_sendmsg_unknown_or_ended_is_false():
@@ -518,6 +536,25 @@ def test_foreign_thread_getmsg_without_timeout():
     t.start()
     t.join()
     assert out == [((0, 0, None), 0)]
+
+
+def test_foreign_thread_getmsg_with_timeout_is_an_error():
+    """No message can ever reach a thread mthread does not know: waiting for one is an error,
+    even with a timeout of 0 (as it is whatever the timeout)."""
+    errors = []
+
+    def body():
+        for timeout in (0, 10):
+            try:
+                mthread.getmsg(timeout)
+            except mthread.error as e:
+                errors.append(str(e))
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(SHORT)
+    assert len(errors) == 2
+    assert all(e.startswith("getmsg(): the calling thread is not one mthread knows") for e in errors)
 
 
 def test_message_exactly_once_under_contention():
