@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <type_traits>
 
 namespace mthread {
 
@@ -35,10 +36,24 @@ class deadline {
     return deadline(clock::now() + std::chrono::ceil<clock::duration>(timeout));
   }
 
-  // At `when` of any clock: the time left until then, from now.
+  // At `when` of any clock: the time left until then, from now. An instant a century or more
+  // away (a time_point's min() or max(), a date in days centuries ahead) is measured in floating
+  // point first: the exact difference, in the finer of the two units, would overflow.
   template <class Clock, class Duration>
   static deadline at(const std::chrono::time_point<Clock, Duration>& when) noexcept {
-    return after(when - Clock::now());
+    using seconds = std::chrono::duration<double>;
+    using exact = std::common_type_t<Duration, typename Clock::duration>;
+    const auto now = Clock::now();
+    const seconds gap = seconds(when.time_since_epoch()) - seconds(now.time_since_epoch());
+    if (gap >= longest) return never();
+    if (!(gap > -longest)) return deadline(clock::time_point());  // long past, or NaN
+    // Exact when both instants fit in the finer unit with room for their difference.
+    const double room = seconds(exact::max()).count() / 2;
+    const auto fits = [room](seconds s) { return -room < s.count() && s.count() < room; };
+    if (fits(seconds(when.time_since_epoch())) && fits(seconds(now.time_since_epoch()))) {
+      return after(exact(when.time_since_epoch()) - exact(now.time_since_epoch()));
+    }
+    return after(gap);
   }
 
   bool is_never() const noexcept { return when_ == clock::time_point::max(); }

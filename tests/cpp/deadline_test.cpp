@@ -82,4 +82,24 @@ TEST(Deadline, EarlierAndAt) {
   EXPECT_GT(in_a_minute.left(), 59s);
 }
 
+// An instant of any clock and unit, however far from now, is compared before it is converted:
+// the exact difference of time_point::min() and now, or of a date in days centuries ahead and
+// now, does not fit in the clocks' 64-bit nanoseconds.
+TEST(Deadline, AtFarInstantsDoesNotOverflow) {
+  using std::chrono::days;
+  using std::chrono::steady_clock;
+  using std::chrono::system_clock;
+  EXPECT_TRUE(deadline::at(steady_clock::time_point::min()).passed());
+  EXPECT_TRUE(deadline::at(system_clock::time_point::min()).passed());
+  EXPECT_TRUE(deadline::at(steady_clock::time_point::max()).is_never());
+  EXPECT_TRUE(deadline::at(system_clock::time_point::max()).is_never());
+  EXPECT_TRUE(deadline::at(std::chrono::sys_days(days(500 * 366))).is_never());
+  EXPECT_TRUE(deadline::at(std::chrono::sys_days(days(-500 * 366))).passed());
+  // Near ones stay exact.
+  const auto soon = system_clock::now() + 10min;
+  const deadline in_ten_minutes = deadline::at(soon);
+  EXPECT_GT(in_ten_minutes.left(), 9min);
+  EXPECT_LE(in_ten_minutes.left(), 10min);
+}
+
 }  // namespace
