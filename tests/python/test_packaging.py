@@ -89,3 +89,27 @@ def test_cmake_turns_an_older_cpython_away_with_one_line(tmp_path):
     assert len(lines) == 1, result.stderr
     assert re.fullmatch(rf"mthread needs CPython {minimum()[0]}\.{minimum()[1]} or newer; "
                         rf"{re.escape(old[0])} is 3\.\d+\.\d+", lines[0]), lines[0]
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="no cmake")
+def test_a_build_tree_follows_a_new_version_in_pyproject(tmp_path):
+    """A version bumped in pyproject.toml reaches mthread.__version__ at the next build of an
+    existing tree (as the Makefile's pip install reuses it), without configuring by hand."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "build-*", "__pycache__", "bench", "tests", "examples"))
+    build = tmp_path / "build"
+    configure = subprocess.run(
+        ["cmake", "-S", str(source), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}",
+         "-DMTHREAD_BUILD_TESTS=OFF", "-DMTHREAD_BUILD_EXAMPLES=OFF", "-DMTHREAD_BUILD_BENCH=OFF",
+         "-DMTHREAD_BUILD_PYTHON=ON"], capture_output=True, text=True, timeout=300)
+    assert configure.returncode == 0, configure.stderr
+    pyproject = source / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(re.sub(r'^version\s*=\s*"[^"]+"', 'version = "9.8.7"', text,
+                                flags=re.MULTILINE), encoding="utf-8")
+    rebuild = subprocess.run(["cmake", "--build", str(build), "--target", "mthread_python_package"],
+                             capture_output=True, text=True, timeout=300)
+    assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
+    written = (build / "python" / "mthread" / "_version.py").read_text(encoding="utf-8")
+    assert '__version__ = "9.8.7"' in written
