@@ -49,6 +49,18 @@ inline std::string int_text(py::handle value) {
   return "an int of " + std::to_string(count) + " bits";
 }
 
+// A float as repr() shows it (-1e-09, not std::to_string's -0.000000), for an error message.
+inline std::string float_text(double value) {
+  char* text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, nullptr);
+  if (text == nullptr) {
+    PyErr_Clear();
+    return std::to_string(value);
+  }
+  std::string result = text;
+  PyMem_Free(text);
+  return result;
+}
+
 // Whether an int is below zero, asking int itself (not a subclass's __lt__).
 inline bool is_negative(py::handle value) {
   py::int_ zero(0);
@@ -158,7 +170,7 @@ std::chrono::duration<double, typename Unit::period> to_duration(py::handle valu
   if (std::isnan(amount) || amount < 0) {
     raise(PyExc_ValueError,
           std::string(function) + "(): " + argument + " must be a number >= 0, got " +
-              (PyFloat_Check(value.ptr()) ? std::to_string(amount) : int_text(value)));
+              (PyFloat_Check(value.ptr()) ? float_text(amount) : int_text(value)));
   }
   return std::chrono::duration<double, typename Unit::period>(amount);
 }

@@ -141,6 +141,8 @@ WRONG_CALLS = [
     (lambda: mthread.getReplID(x=1), "takes no keyword arguments"),
     (lambda: mthread.isnotified(), "isnotified() missing required argument 'th_id'"),
     (lambda: mthread.stop(-1), "stop(): th_id must be >= 0, got -1"),
+    (lambda: mthread.sleep(-1e-9), "sleep(): seconds must be a number >= 0, got -1e-09"),
+    (lambda: mthread.getmsg(-0.5), "getmsg(): timeout_ms must be a number >= 0, got -0.5"),
     (lambda: mthread.start_new_thread(), "start_new_thread() takes (name, func, args"),
     (lambda: mthread.start_new_thread("x", print), "start_new_thread() takes (name, func, args"),
 ]
