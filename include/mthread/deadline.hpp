@@ -36,21 +36,22 @@ class deadline {
     return deadline(clock::now() + std::chrono::ceil<clock::duration>(timeout));
   }
 
-  // At `when` of any clock: the time left until then, from now. An instant a century or more
-  // away (a time_point's min() or max(), a date in days centuries ahead) is measured in floating
-  // point first: the exact difference, in the finer of the two units, would overflow.
+  // At `when` of any clock: the time left until then, from now. Measured in floating point
+  // first: the exact difference of instants a century or more apart (a time_point's min() or
+  // max(), a date in days centuries ahead), in the finer of the two units, would overflow; such
+  // a gap goes to after() as it is, which caps it.
   template <class Clock, class Duration>
   static deadline at(const std::chrono::time_point<Clock, Duration>& when) noexcept {
     using seconds = std::chrono::duration<double>;
     using exact = std::common_type_t<Duration, typename Clock::duration>;
     const auto now = Clock::now();
     const seconds gap = seconds(when.time_since_epoch()) - seconds(now.time_since_epoch());
-    if (gap >= longest) return never();
-    if (!(gap > -longest)) return deadline(clock::time_point());  // long past, or NaN
-    // Exact when both instants fit in the finer unit with room for their difference.
+    // Exact when the gap is within the cap and both instants fit in the finer unit with room
+    // for their difference (false for a NaN).
     const double room = seconds(exact::max()).count() / 2;
     const auto fits = [room](seconds s) { return -room < s.count() && s.count() < room; };
-    if (fits(seconds(when.time_since_epoch())) && fits(seconds(now.time_since_epoch()))) {
+    if (-longest < gap && gap < longest && fits(seconds(when.time_since_epoch())) &&
+        fits(seconds(now.time_since_epoch()))) {
       return after(exact(when.time_since_epoch()) - exact(now.time_since_epoch()));
     }
     return after(gap);

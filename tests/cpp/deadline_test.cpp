@@ -95,6 +95,10 @@ TEST(Deadline, AtFarInstantsDoesNotOverflow) {
   EXPECT_TRUE(deadline::at(system_clock::time_point::max()).is_never());
   EXPECT_TRUE(deadline::at(std::chrono::sys_days(days(500 * 366))).is_never());
   EXPECT_TRUE(deadline::at(std::chrono::sys_days(days(-500 * 366))).passed());
+  using floating_instant = std::chrono::time_point<steady_clock, std::chrono::duration<double>>;
+  EXPECT_TRUE(deadline::at(floating_instant(std::chrono::duration<double>(
+                               std::numeric_limits<double>::quiet_NaN())))
+                  .passed());
   // Near ones stay exact.
   const auto soon = system_clock::now() + 10min;
   const deadline in_ten_minutes = deadline::at(soon);
