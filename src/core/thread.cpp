@@ -270,7 +270,7 @@ void end_suspension(thread_record& self) {
 // release what the body holds (a native body meets the kill at its first call into mthread).
 void run_body(thread_record& self) {
   try {
-    self.body();
+    self.body.run();
   } catch (const thread_killed&) {
   } catch (abi::__forced_unwind&) {
     throw;  // pthread_exit: let glibc finish unwinding; the finisher still runs
@@ -288,7 +288,7 @@ void finish(thread_record& self) {
   end_suspension(self);
   // From here on a kill no longer throws: the captures' destructors may call into mthread.
   ++self.kill_deferrals;
-  self.body = nullptr;
+  self.body.reset();
   leave_thread_signals(self);  // `ended` from here on
   self.box.close();
   // A joiner joins the thread itself; the reaper the ones nobody joins, or whose joiners are
@@ -325,8 +325,8 @@ bool alive(const record_ptr& record) {
 using core::api_call;
 using core::registry;
 
-thread_id detail::start(std::string_view name, const start_options& options,
-                        std::function<void()> body) {
+thread_id detail::start(std::string_view name, const start_options& options, void* body,
+                        const body_type& type) {
   api_call call;
   if (options.mailbox_depth == 0 || options.mailbox_depth > max_mailbox_depth) {
     throw error("mthread: mailbox_depth must be 1.." + std::to_string(max_mailbox_depth) +
@@ -339,19 +339,16 @@ thread_id detail::start(std::string_view name, const start_options& options,
   core::reaper::instance().ensure_running();
 
   auto& threads = registry::instance();
-  auto record = std::make_shared<core::thread_record>(threads.next_id(), options.type,
-                                                      std::string(name), options.mailbox_depth);
-  record->hooks = options.hooks;
-  record->body = std::move(body);
   const std::size_t size =
       core::effective_stack_size(options.stack_size != 0 ? options.stack_size : stack_size());
-  record->stack = core::take_stack(size);
-  record->stack_size = record->stack.size();
+  auto record = core::make_started_record(threads.next_id(), options.type, name,
+                                          options.mailbox_depth, size, body, type);
+  record->hooks = options.hooks;
   core::reaper::instance().note_thread_count(threads.add(record));
 
   pthread_attr_t attributes;
   pthread_attr_init(&attributes);
-  pthread_attr_setstack(&attributes, record->stack.low(), record->stack.size());
+  pthread_attr_setstack(&attributes, record->stack.low(), record->stack.thread_size());
   pthread_t handle;
   const int failure = pthread_create(&handle, &attributes, core::thread_entry, record.get());
   pthread_attr_destroy(&attributes);
