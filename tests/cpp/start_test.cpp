@@ -212,7 +212,7 @@ TEST_F(Start, LargeCapturesRunAndOnesTooLargeForTheStackAreRefused) {
     EXPECT_NE(std::string(e.what()).find("do not fit"), std::string::npos) << e.what();
   }
   EXPECT_EQ(mthread::list().size(), before);
-  const auto after = mthread::start_new_thread(small, "after", [] {});
+  const auto after = mthread::start_new_thread("after", [] {});
   EXPECT_TRUE(mthread::join(after, 5s));
 }
 
