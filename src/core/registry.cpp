@@ -128,6 +128,12 @@ std::optional<std::string> registry::recent_name(thread_id id) const {
   return std::nullopt;
 }
 
+thread_state registry::state_of(thread_id id) const {
+  std::lock_guard guard(lock_);
+  const thread_record* record = lookup(id);
+  return record == nullptr ? thread_state::terminated : record->state();
+}
+
 record_ptr registry::find(thread_id id) const {
   std::lock_guard guard(lock_);
   const thread_record* record = lookup(id);

@@ -37,6 +37,9 @@ class registry {
   // outlives its sender, and whoever shows it wants the sender's name.
   std::optional<std::string> recent_name(thread_id id) const;
   record_ptr find(thread_id id) const;
+  // The state of a live thread, or terminated; takes no reference (touches only the two cache
+  // lines of the record that hold its id and its state: it is the whole of status()).
+  thread_state state_of(thread_id id) const;
   // find() for the hot path of a thread that sends to the same thread again and again: the
   // calling thread remembers its last target, so a repeat takes no lock and no reference count
   // that other threads touch too. The record stays valid until this thread's next call, held by
