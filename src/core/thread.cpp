@@ -95,11 +95,12 @@ class reaper {
   }
 
   // An ended thread that no joiner can join (none, or suspended, killed, timed out): the reaper
-  // claims it unless a joiner did.
-  void hand_over(record_ptr ended) {
+  // claims it unless a joiner did. By id: a thread's record holds its stack's mapping, which a
+  // reference waiting here would keep after a joiner claimed and joined the thread.
+  void hand_over(thread_id ended) {
     {
       std::lock_guard guard(lock_);
-      unclaimed_.push_back(std::move(ended));
+      unclaimed_.push_back(ended);
     }
     ready_.notify_one();
   }
@@ -137,9 +138,11 @@ class reaper {
     constexpr auto longest_patience = std::chrono::milliseconds(16);
     auto patience = shortest_patience;
     std::deque<record_ptr> ending;  // claimed by the reaper, not yet joined
+    std::vector<thread_id> handed_over;
     std::size_t futex_table_done_for = 0;
     for (;;) {
       std::size_t grow_futex_table_for = 0;
+      handed_over.clear();
       {
         std::unique_lock guard(lock_);
         if (ending.empty()) {
@@ -153,10 +156,14 @@ class reaper {
         }
         for (record_ptr& claimed : claimed_) ending.push_back(std::move(claimed));
         claimed_.clear();
-        for (record_ptr& ended : unclaimed_) {
-          if (!ended->reap_claimed.exchange(true)) ending.push_back(std::move(ended));
-        }
+        handed_over.assign(unclaimed_.begin(), unclaimed_.end());
         unclaimed_.clear();
+      }
+      for (const thread_id id : handed_over) {
+        record_ptr ended = registry::instance().find(id);
+        if (ended != nullptr && !ended->reap_claimed.exchange(true)) {
+          ending.push_back(std::move(ended));
+        }
       }
       if (grow_futex_table_for != 0) futexes_.grow(grow_futex_table_for);
       if (ending.empty()) continue;
@@ -181,8 +188,8 @@ class reaper {
 
   std::mutex lock_;
   std::condition_variable ready_;
-  std::deque<record_ptr> claimed_;    // claimed by a joiner that had to stop waiting
-  std::deque<record_ptr> unclaimed_;  // ended, and no joiner could join them
+  std::deque<record_ptr> claimed_;   // claimed by a joiner that had to stop waiting
+  std::deque<thread_id> unclaimed_;  // ended, and no joiner could join them
   bool running_ = false;
   futex_table futexes_;
   std::size_t futex_table_for_ = 0;  // the thread count the table should be sized for
@@ -296,7 +303,7 @@ void finish(thread_record& self) {
   // give up (join()'s end hands over then).
   const bool joiner_will_join = self.joiners.load(std::memory_order_seq_cst) > 0 &&
                                 registry::instance().wake_joiners_of(self);
-  if (!joiner_will_join) reaper::instance().hand_over(registry::instance().find(self.id));
+  if (!joiner_will_join) reaper::instance().hand_over(self.id);
 }
 
 void* thread_entry(void* argument) {
@@ -401,7 +408,7 @@ bool suspend(thread_id id) {
   // A suspended joiner cannot join the thread it waits for: if that one has ended already (and
   // counted on this joiner), the reaper does it. (Before the hook: a Python one may block.)
   if (core::record_ptr joined = registry::instance().ended_target_of(*target)) {
-    core::reaper::instance().hand_over(std::move(joined));
+    core::reaper::instance().hand_over(joined->id);
   }
   if (target->preemptive()) {
     core::send_suspend_signal(*target);
@@ -565,7 +572,7 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
       target->joiners.fetch_sub(1, std::memory_order_seq_cst);
       // Killed or timed out after the thread ended, whose end counted on this joiner.
       if (target->ended.load() && !target->reap_claimed.load()) {
-        core::reaper::instance().hand_over(target);
+        core::reaper::instance().hand_over(target->id);
       }
     }
   } at_end{call.self(), target};
