@@ -13,9 +13,11 @@
 //
 // A figure is the phase's wall time divided by N (the mean over the N threads), in-process (each
 // side in a fresh process of its own); of the runs, the median. Between phases the threads settle
-// outside the timed part.
+// outside the timed part (between suspend and resume: a pause, every thread then parked). The
+// phases that wake threads also report the process's CPU time per thread (`send_cpu`, ...).
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -60,6 +62,16 @@ points make_points(std::size_t n) {
   return made;
 }
 
+// CPU time of the whole process (every thread), beside the wall time of the phases that wake
+// threads: on two CPUs a short burst of wakes overlaps the waker's work with the woken threads'
+// on the other CPU, and a long one shares both CPUs between them, so the wall time per thread
+// grows with N where the work per thread does not.
+double cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
+}
+
 void settle_pause(std::size_t n) {
   std::this_thread::sleep_for(std::chrono::microseconds(20'000 + 2 * n));
 }
@@ -71,6 +83,7 @@ figures run_mthread(std::size_t n) {
   ids.reserve(n);
   const long rss_before = bench::rss_bytes();
   auto t0 = now_ns();
+  auto c0 = cpu_ns();
   for (std::size_t i = 0; i < n; ++i) {
     char name[32];
     std::snprintf(name, sizeof name, "w%zu", i);
@@ -103,37 +116,47 @@ figures run_mthread(std::size_t n) {
   settle();
 
   t0 = now_ns();
+  c0 = cpu_ns();
   for (const auto id : ids) mthread::send_msg(id, std::int64_t{1});
   at[1]->all.wait();
   f["send"] = static_cast<double>(now_ns() - t0);
+  f["send_cpu"] = static_cast<double>(cpu_ns() - c0);
   settle();
 
   t0 = now_ns();
+  c0 = cpu_ns();
   mthread::send_msg(mthread::broadcast, std::int64_t{2});
   f["bcast_call"] = static_cast<double>(now_ns() - t0);
   at[2]->all.wait();
   f["bcast"] = static_cast<double>(now_ns() - t0);
+  f["bcast_cpu"] = static_cast<double>(cpu_ns() - c0);
   settle();
 
   t0 = now_ns();
+  c0 = cpu_ns();
   for (const auto id : ids) mthread::notify(id, 7);
   at[3]->all.wait();
   f["notify"] = static_cast<double>(now_ns() - t0);
+  f["notify_cpu"] = static_cast<double>(cpu_ns() - c0);
   settle();
 
   t0 = now_ns();
+  c0 = cpu_ns();
   mthread::notify(mthread::broadcast, 8);
   f["nbcast_call"] = static_cast<double>(now_ns() - t0);
   at[4]->all.wait();
   f["nbcast"] = static_cast<double>(now_ns() - t0);
+  f["nbcast_cpu"] = static_cast<double>(cpu_ns() - c0);
   settle();
 
   t0 = now_ns();
+  c0 = cpu_ns();
   const auto listed = mthread::list();
   f["list"] = static_cast<double>(now_ns() - t0);
   if (listed.size() < n + 1) throw std::runtime_error("list() misses threads");
 
   t0 = now_ns();
+  c0 = cpu_ns();
   for (const auto id : ids) {
     if (mthread::status(id) != mthread::thread_state::waiting) {
       throw std::runtime_error("a thread is not waiting");
@@ -142,11 +165,18 @@ figures run_mthread(std::size_t n) {
   f["status"] = static_cast<double>(now_ns() - t0);
 
   t0 = now_ns();
+  c0 = cpu_ns();
   for (const auto id : ids) {
     if (!mthread::suspend(id)) throw std::runtime_error("suspend refused");
   }
   f["suspend"] = static_cast<double>(now_ns() - t0);
+  // The suspended threads park (each in its suspend signal's handler) after the loop above has
+  // moved on; resuming one that has not parked yet costs no wake-up. Without this pause the
+  // resume figure at 100 threads, whose suspend phase ends while many still run to their park,
+  // is that cheaper mix, and the growth to 10000 an artifact.
+  settle_pause(n);
   t0 = now_ns();
+  c0 = cpu_ns();
   for (const auto id : ids) {
     if (!mthread::resume(id)) throw std::runtime_error("resume refused");
   }
@@ -154,11 +184,13 @@ figures run_mthread(std::size_t n) {
   settle();
 
   t0 = now_ns();
+  c0 = cpu_ns();
   for (const auto id : ids) {
     if (!mthread::kill(id)) throw std::runtime_error("kill refused");
   }
   f["kill"] = static_cast<double>(now_ns() - t0);
   t0 = now_ns();
+  c0 = cpu_ns();
   for (const auto id : ids) {
     if (!mthread::join(id, patience)) throw std::runtime_error("join timed out");
   }
@@ -188,6 +220,7 @@ figures run_std(std::size_t n) {
   threads.reserve(n);
   const long rss_before = bench::rss_bytes();
   auto t0 = now_ns();
+  auto c0 = cpu_ns();
   for (std::size_t i = 0; i < n; ++i) {
     threads.emplace_back([&at, &everyone, box = boxes[i].get(), slot = slots[i].get()] {
       bench::cv_mailbox::item item{};
@@ -212,25 +245,32 @@ figures run_std(std::size_t n) {
   settle_pause(n);
 
   t0 = now_ns();
+  c0 = cpu_ns();
   for (auto& box : boxes) box->try_push({0, 1});
   at[1]->all.wait();
   f["send"] = static_cast<double>(now_ns() - t0);
+  f["send_cpu"] = static_cast<double>(cpu_ns() - c0);
   settle_pause(n);
 
   t0 = now_ns();
+  c0 = cpu_ns();
   for (auto& box : boxes) box->try_push({0, 2});
   f["bcast_call"] = static_cast<double>(now_ns() - t0);
   at[2]->all.wait();
   f["bcast"] = static_cast<double>(now_ns() - t0);
+  f["bcast_cpu"] = static_cast<double>(cpu_ns() - c0);
   settle_pause(n);
 
   t0 = now_ns();
+  c0 = cpu_ns();
   for (auto& slot : slots) slot->notify(7);
   at[3]->all.wait();
   f["notify"] = static_cast<double>(now_ns() - t0);
+  f["notify_cpu"] = static_cast<double>(cpu_ns() - c0);
   settle_pause(n);
 
   t0 = now_ns();
+  c0 = cpu_ns();
   {
     std::lock_guard guard(everyone.lock);
     everyone.set = true;
@@ -239,12 +279,15 @@ figures run_std(std::size_t n) {
   f["nbcast_call"] = static_cast<double>(now_ns() - t0);
   at[4]->all.wait();
   f["nbcast"] = static_cast<double>(now_ns() - t0);
+  f["nbcast_cpu"] = static_cast<double>(cpu_ns() - c0);
   settle_pause(n);
 
   t0 = now_ns();
+  c0 = cpu_ns();
   for (auto& box : boxes) box->try_push({0, 3});
   f["kill"] = static_cast<double>(now_ns() - t0);
   t0 = now_ns();
+  c0 = cpu_ns();
   for (auto& thread : threads) thread.join();
   f["join"] = static_cast<double>(now_ns() - t0);
   return f;

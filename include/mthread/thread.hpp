@@ -3,9 +3,9 @@
 
 #include <chrono>
 #include <cstddef>
-#include <functional>
 #include <iosfwd>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -24,11 +24,31 @@ struct start_options {
 };
 
 namespace detail {
-thread_id start(std::string_view name, const start_options& options, std::function<void()> body);
-}
+// A thread's function, of any type: start() moves it into the top of the thread's own stack
+// (beside what the library keeps there about the thread), so starting a thread allocates nothing
+// for it, and an idle thread's memory is its stack's resident pages and little more.
+struct body_type {
+  std::size_t size;
+  std::size_t alignment;
+  void (*move_to)(void* from, void* to);
+  void (*run)(void* body);
+  void (*destroy)(void* body);
+};
+template <class Body>
+inline constexpr body_type body_type_of{
+    sizeof(Body), alignof(Body),
+    [](void* from, void* to) { ::new (to) Body(std::move(*static_cast<Body*>(from))); },
+    [](void* body) { (*static_cast<Body*>(body))(); },
+    [](void* body) { static_cast<Body*>(body)->~Body(); }};
+
+// `body` (of the type `type` describes) is moved into the thread's stack once the stack is taken.
+thread_id start(std::string_view name, const start_options& options, void* body,
+                const body_type& type);
+}  // namespace detail
 
 // Starts `f(args...)` on a new thread with its own stack and returns the thread's id.
-// The arguments are copied or moved into the thread, as std::thread does.
+// The arguments are copied or moved into the thread, as std::thread does (into the top of the
+// thread's stack, so very large ones take from it).
 // Throws mthread::error when the thread limit is reached, mthread::invalid_argument for invalid
 // options (mthread::out_of_range for a mailbox_depth above max_mailbox_depth).
 template <class F, class... Args>
@@ -38,9 +58,7 @@ thread_id start_new_thread(const start_options& options, std::string_view name, 
                bound = std::make_tuple(std::forward<Args>(args)...)]() mutable {
     std::apply(std::move(fn), std::move(bound));
   };
-  // std::function needs a copyable target; sharing it keeps move-only callables usable.
-  auto shared = std::make_shared<decltype(call)>(std::move(call));
-  return detail::start(name, options, [shared] { (*shared)(); });
+  return detail::start(name, options, &call, detail::body_type_of<decltype(call)>);
 }
 
 template <class F, class... Args>

@@ -104,7 +104,7 @@ bool suspend(thread_id id) {
   // A suspended joiner cannot join the thread it waits for: if that one has ended already (and
   // counted on this joiner), the reaper does it. (Before the hook: a Python one may block.)
   if (core::record_ptr joined = registry::instance().ended_target_of(*target)) {
-    core::reaper::instance().hand_over(std::move(joined));
+    core::reaper::instance().hand_over(joined->id);
   }
   if (target->preemptive()) {
     core::send_suspend_signal(*target);

@@ -79,7 +79,7 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
       target->joiners.fetch_sub(1, std::memory_order_seq_cst);
       // Killed or timed out after the thread ended, whose end counted on this joiner.
       if (target->ended.load() && !target->reap_claimed.load()) {
-        core::reaper::instance().hand_over(target);
+        core::reaper::instance().hand_over(target->id);
       }
     }
   } at_end{call.self(), target};

@@ -34,8 +34,7 @@ thread_id get_repl_id() {
 
 thread_state status(thread_id id) {
   core::core_section section;  // as in get_thread_name
-  const core::record_ptr target = registry::instance().find(id);
-  return target != nullptr ? target->state() : thread_state::terminated;
+  return registry::instance().state_of(id);
 }
 
 std::vector<thread_info> list() {

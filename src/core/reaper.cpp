@@ -7,6 +7,7 @@
 #include <bit>
 #include <limits>
 #include <thread>
+#include <vector>
 
 #include "core/control.hpp"
 #include "core/no_destroy.hpp"
@@ -64,10 +65,10 @@ void reaper::ensure_running() {
   running_ = true;
 }
 
-void reaper::hand_over(record_ptr ended) {
+void reaper::hand_over(thread_id ended) {
   {
     std::lock_guard guard(lock_);
-    unclaimed_.push_back(std::move(ended));
+    unclaimed_.push_back(ended);
   }
   ready_.notify_one();
 }
@@ -101,9 +102,11 @@ void reaper::run() {
   constexpr auto longest_patience = std::chrono::milliseconds(16);
   auto patience = shortest_patience;
   std::deque<record_ptr> ending;  // claimed by the reaper, not yet joined
+  std::vector<thread_id> handed_over;
   std::size_t futex_table_done_for = 0;
   for (;;) {
     std::size_t grow_futex_table_for = 0;
+    handed_over.clear();
     {
       std::unique_lock guard(lock_);
       if (ending.empty()) {
@@ -117,10 +120,14 @@ void reaper::run() {
       }
       for (record_ptr& claimed : claimed_) ending.push_back(std::move(claimed));
       claimed_.clear();
-      for (record_ptr& ended : unclaimed_) {
-        if (!ended->reap_claimed.exchange(true)) ending.push_back(std::move(ended));
-      }
+      handed_over.assign(unclaimed_.begin(), unclaimed_.end());
       unclaimed_.clear();
+    }
+    for (const thread_id id : handed_over) {
+      record_ptr ended = registry::instance().find(id);
+      if (ended != nullptr && !ended->reap_claimed.exchange(true)) {
+        ending.push_back(std::move(ended));
+      }
     }
     if (grow_futex_table_for != 0) futexes_.grow(grow_futex_table_for);
     if (ending.empty()) continue;

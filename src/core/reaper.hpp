@@ -54,8 +54,9 @@ class reaper {
   void ensure_running();
 
   // An ended thread that no joiner can join (none, or suspended, killed, timed out): the reaper
-  // claims it unless a joiner did.
-  void hand_over(record_ptr ended);
+  // claims it unless a joiner did. By id: a thread's record holds its stack's mapping, which a
+  // reference waiting here would keep after a joiner claimed and joined the thread.
+  void hand_over(thread_id ended);
 
   // From start(): `threads` are alive now; the reaper grows the futex table if it is due.
   void note_thread_count(std::size_t threads);
@@ -69,8 +70,8 @@ class reaper {
 
   std::mutex lock_;
   std::condition_variable ready_;
-  std::deque<record_ptr> claimed_;    // claimed by a joiner that had to stop waiting
-  std::deque<record_ptr> unclaimed_;  // ended, and no joiner could join them
+  std::deque<record_ptr> claimed_;   // claimed by a joiner that had to stop waiting
+  std::deque<thread_id> unclaimed_;  // ended, and no joiner could join them
   bool running_ = false;
   futex_table futexes_;
   std::size_t futex_table_for_ = 0;  // the thread count the table should be sized for

@@ -1,30 +1,67 @@
 // Everything the library knows about one thread. Shared ownership: the registry holds it while
 // the thread lives, and a caller that found it keeps it alive across a racing end (a sender may
-// keep the record of its last target for long: what is big in it, the stack and the messages,
-// is given back when the thread ends, not when the last reference goes).
+// keep the record of its last target for long: what is big in it, the stack's pages and the
+// messages, is given back when the thread ends, not when the last reference goes).
+//
+// A started thread's record, and its function, live at the top of the thread's own stack, above
+// the pages every thread touches anyway (the thread's control block and TLS, the first frames):
+// an idle thread costs its stack's resident pages and no heap of its own. The stack's address
+// space goes back to the cache when the last reference goes.
 #pragma once
 
 #include <pthread.h>
 
 #include <atomic>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "core/mailbox.hpp"
 #include "core/parker.hpp"
 #include "core/stack.hpp"
 #include "mthread/binding.hpp"
+#include "mthread/thread.hpp"
 #include "mthread/types.hpp"
 
 namespace mthread::core {
 
+// A started thread's function, in storage of the record's (see detail::body_type).
+class thread_body {
+ public:
+  thread_body() = default;
+  thread_body(void* at, const detail::body_type& type) : at_(at), type_(&type) {}
+  ~thread_body() { reset(); }
+  thread_body(const thread_body&) = delete;
+  thread_body& operator=(const thread_body&) = delete;
+  thread_body& operator=(thread_body&& other) noexcept {
+    reset();
+    at_ = std::exchange(other.at_, nullptr);
+    type_ = other.type_;
+    return *this;
+  }
+
+  void run() {
+    if (at_ != nullptr) type_->run(at_);
+  }
+  // Destroys the function and what it holds.
+  void reset() {
+    if (at_ != nullptr) type_->destroy(std::exchange(at_, nullptr));
+  }
+
+ private:
+  void* at_ = nullptr;
+  const detail::body_type* type_ = nullptr;
+};
+
 struct thread_record {
-  thread_record(thread_id id_, thread_type type_, std::string name_, std::size_t mailbox_depth)
-      : id(id_), type(type_), name(std::move(name_)), box(mailbox_depth) {}
-  // A thread that never started still holds its stack.
-  ~thread_record() { give_back_stack(std::move(stack)); }
+  // The main thread's: it has no stack of the library's.
+  thread_record(thread_id id_, thread_type type_, std::string name_, std::size_t mailbox_depth);
+  // A started thread's, made by make_started_record().
+  thread_record(thread_id id_, thread_type type_, std::string name_, std::size_t mailbox_depth,
+                stack_region& stack_)
+      : id(id_), type(type_), name(std::move(name_)), stack(stack_), box(mailbox_depth) {}
   thread_record(const thread_record&) = delete;
   thread_record& operator=(const thread_record&) = delete;
 
@@ -36,8 +73,10 @@ struct thread_record {
   bool preemptive() const { return type == thread_type::native; }
 
   std::shared_ptr<thread_hooks> hooks;
-  std::function<void()> body;
-  stack_region stack;  // empty for the main thread; given back once the thread is joined
+  thread_body body;
+  // Empty for the main thread. Its pages are dropped once the thread is joined; the mapping,
+  // which holds this record, goes when the record does.
+  stack_region& stack;
   std::size_t stack_size = 0;
   pthread_t handle{};  // set by the thread itself before it can be suspended
   // The kernel's id of the thread (/proc/self/task/<os_tid>), to say where a thread that
@@ -67,20 +106,27 @@ struct thread_record {
   // 0 once the stack is given back (the thread is then leaving list() too).
   std::size_t max_stack_used() {
     std::lock_guard guard(signal_lock);
-    return stack.max_used();
+    return stack_given_back ? 0 : stack.max_used();
   }
 
   // Called once the thread is joined: nothing runs on the stack any more.
   void give_back_stack_now() {
     std::lock_guard guard(signal_lock);
-    give_back_stack(std::move(stack));
+    stack_given_back = true;
+    stack.discard_contents();
   }
+  bool stack_given_back = false;  // signal_lock
 
   // Threads blocked in join() on this one; whoever joins the ended thread (pthread_join, the
   // stack given back, gone from the registry) claims it first: a joiner, or else the reaper.
   std::atomic<int> joiners{0};
   thread_record* joining = nullptr;  // the thread this one is blocked in join() on; registry's lock
   std::atomic<bool> reap_claimed{false};
+
+  // The registry's entry, kept in the record (no allocation of its own): the registry's
+  // reference, and the next record of the same bucket. The registry's lock.
+  std::shared_ptr<thread_record> registered;
+  thread_record* next_in_bucket = nullptr;
 
   thread_state state() const {
     if (suspend_requested.load(std::memory_order_acquire)) return thread_state::suspended;
@@ -90,5 +136,12 @@ struct thread_record {
 };
 
 using record_ptr = std::shared_ptr<thread_record>;
+
+// The record of a thread about to start, and its stack (of `stack_bytes` usable bytes) with it;
+// `body` is moved into the stack's top beside the record. The thread runs on
+// stack.low() .. stack.low() + stack.thread_size().
+record_ptr make_started_record(thread_id id, thread_type type, std::string_view name,
+                               std::size_t mailbox_depth, std::size_t stack_bytes, void* body,
+                               const detail::body_type& body_type);
 
 }  // namespace mthread::core

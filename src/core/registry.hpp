@@ -37,6 +37,9 @@ class registry {
   // outlives its sender, and whoever shows it wants the sender's name.
   std::optional<std::string> recent_name(thread_id id) const;
   record_ptr find(thread_id id) const;
+  // The state of a live thread, or terminated; takes no reference (touches only the two cache
+  // lines of the record that hold its id and its state: it is the whole of status()).
+  thread_state state_of(thread_id id) const;
   // find() for the hot path of a thread that sends to the same thread again and again: the
   // calling thread remembers its last target, so a repeat takes no lock and no reference count
   // that other threads touch too. The record stays valid until this thread's next call, held by
@@ -62,8 +65,15 @@ class registry {
  private:
   friend class no_destroy<registry>;
   registry();
+  // The live threads by id, chained through their records (thread_record::registered and
+  // next_in_bucket): an entry costs no allocation. Ids come in sequence, so the low bits spread
+  // them evenly; the table doubles when there are more threads than buckets.
+  thread_record* lookup(thread_id id) const;
+  thread_record*& bucket_of(thread_id id) { return buckets_[id & (buckets_.size() - 1)]; }
+  void grow();
   mutable std::mutex lock_;
-  std::unordered_map<thread_id, record_ptr> threads_;
+  std::vector<thread_record*> buckets_;
+  std::size_t count_ = 0;
   // target -> the threads blocked in join() on it
   std::unordered_multimap<const thread_record*, thread_record*> joiners_;
   static constexpr std::size_t names_kept = 64;

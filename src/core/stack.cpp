@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -86,6 +87,8 @@ stack_region& stack_region::operator=(stack_region&& other) noexcept {
     usable_low_ = std::exchange(other.usable_low_, nullptr);
     usable_ = std::exchange(other.usable_, 0);
     always_used_ = std::exchange(other.always_used_, 0);
+    taken_from_top_ = std::exchange(other.taken_from_top_, 0);
+    discarded_ = std::exchange(other.discarded_, false);
   }
   return *this;
 }
@@ -145,8 +148,19 @@ void stack_region::note_entry_frame(const void* frame) {
   always_used_ = std::min(usable_, round_to_pages(above));
 }
 
+void* stack_region::take_from_top(std::size_t bytes, std::size_t alignment) {
+  const auto top = reinterpret_cast<std::uintptr_t>(usable_low_ + usable_ - taken_from_top_);
+  const std::uintptr_t at = (top - bytes) & ~(std::uintptr_t{alignment} - 1);
+  // Leave the thread at least half of the smallest stack.
+  const auto below = reinterpret_cast<std::uintptr_t>(usable_low_);
+  if (base_ == nullptr || bytes > top - below || at < below + min_stack_size / 2) return nullptr;
+  taken_from_top_ = static_cast<std::size_t>(below + usable_ - at);
+  return reinterpret_cast<void*>(at);
+}
+
 void stack_region::discard_contents() {
-  if (base_ == nullptr) return;
+  if (base_ == nullptr || discarded_) return;
+  discarded_ = true;
   // The signal stack, the guard zone between (never resident) and the usable stack, but for the
   // pages every thread touches before its body runs (the thread's control block and TLS, the
   // entry frames): dropping those would only make the next thread fault them in again, and they
@@ -176,6 +190,7 @@ stack_region take_stack(std::size_t usable) {
     if (it != stacks.end()) {
       stack_region found = std::move(*it);
       stacks.erase(it);
+      found.discarded_ = false;  // a thread is going to run on it
       return found;
     }
   }
@@ -185,6 +200,7 @@ stack_region take_stack(std::size_t usable) {
 void give_back_stack(stack_region stack) {
   if (stack.empty()) return;
   stack.discard_contents();
+  stack.taken_from_top_ = 0;
   std::lock_guard guard(cache().lock);
   if (cache().stacks.size() < max_cached_stacks) cache().stacks.push_back(std::move(stack));
 }

@@ -24,6 +24,11 @@ class stack_region {
   bool empty() const { return base_ == nullptr; }
   char* low() const { return usable_low_; }
   std::size_t size() const { return usable_; }
+  // Takes `bytes` (aligned to `alignment`) off the top of the usable stack, for what the thread's
+  // starter keeps there (its record, its function): the thread itself runs below all that was
+  // taken, on thread_size() bytes. Null when the stack cannot spare them. Reset by give_back.
+  void* take_from_top(std::size_t bytes, std::size_t alignment);
+  std::size_t thread_size() const { return usable_ - taken_from_top_; }
   char* signal_stack() const;
   static std::size_t signal_stack_size();
 
@@ -37,12 +42,16 @@ class stack_region {
   void discard_contents();
 
  private:
+  friend stack_region take_stack(std::size_t usable);
+  friend void give_back_stack(stack_region stack);
   void release();
   char* base_ = nullptr;
   std::size_t mapped_ = 0;
   char* usable_low_ = nullptr;
   std::size_t usable_ = 0;
   std::size_t always_used_ = 0;
+  std::size_t taken_from_top_ = 0;
+  bool discarded_ = false;  // given back since a thread last ran on it: nothing to drop
 };
 
 // The process's main thread runs on the stack the kernel gave it: its size limit

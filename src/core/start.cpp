@@ -55,7 +55,7 @@ void end_suspension(thread_record& self) {
 // release what the body holds (a native body meets the kill at its first call into mthread).
 void run_body(thread_record& self) {
   try {
-    self.body();
+    self.body.run();
   } catch (const thread_killed&) {
   } catch (abi::__forced_unwind&) {
     throw;  // pthread_exit: let glibc finish unwinding; the finisher still runs
@@ -73,7 +73,7 @@ void finish(thread_record& self) {
   end_suspension(self);
   // From here on a kill no longer throws: the captures' destructors may call into mthread.
   ++self.kill_deferrals;
-  self.body = nullptr;
+  self.body.reset();
   leave_thread_signals(self);  // `ended` from here on
   self.box.close();
   // A joiner joins the thread itself; the reaper the ones nobody joins, or whose joiners are
@@ -81,7 +81,7 @@ void finish(thread_record& self) {
   // give up (join()'s end hands over then).
   const bool joiner_will_join = self.joiners.load(std::memory_order_seq_cst) > 0 &&
                                 registry::instance().wake_joiners_of(self);
-  if (!joiner_will_join) reaper::instance().hand_over(registry::instance().find(self.id));
+  if (!joiner_will_join) reaper::instance().hand_over(self.id);
 }
 
 void* thread_entry(void* argument) {
@@ -101,8 +101,10 @@ void* thread_entry(void* argument) {
 }
 
 // What start_new_thread and binding::start share; `type` and `hooks` are checked by the caller.
+// `body` (of the type `body_type` describes) is moved into the thread's stack once it is taken.
 thread_id start_thread(std::string_view name, const start_options& options, thread_type type,
-                       std::shared_ptr<thread_hooks> hooks, std::function<void()> body) {
+                       std::shared_ptr<thread_hooks> hooks, void* body,
+                       const detail::body_type& body_type) {
   api_call call;
   if (options.mailbox_depth == 0 || options.mailbox_depth > max_mailbox_depth) {
     const std::string range = "must be in 1.." + std::to_string(max_mailbox_depth) + ", got " +
@@ -114,19 +116,16 @@ thread_id start_thread(std::string_view name, const start_options& options, thre
   core::reaper::instance().ensure_running();
 
   auto& threads = registry::instance();
-  auto record = std::make_shared<core::thread_record>(threads.next_id(), type, std::string(name),
-                                                      options.mailbox_depth);
-  record->hooks = std::move(hooks);
-  record->body = std::move(body);
   const std::size_t size =
       core::effective_stack_size(options.stack_size != 0 ? options.stack_size : stack_size());
-  record->stack = core::take_stack(size);
-  record->stack_size = record->stack.size();
+  auto record = core::make_started_record(threads.next_id(), type, name, options.mailbox_depth,
+                                          size, body, body_type);
+  record->hooks = std::move(hooks);
   core::reaper::instance().note_thread_count(threads.add(record));
 
   pthread_attr_t attributes;
   pthread_attr_init(&attributes);
-  pthread_attr_setstack(&attributes, record->stack.low(), record->stack.size());
+  pthread_attr_setstack(&attributes, record->stack.low(), record->stack.thread_size());
   pthread_t handle;
   const int failure = pthread_create(&handle, &attributes, core::thread_entry, record.get());
   pthread_attr_destroy(&attributes);
@@ -142,9 +141,9 @@ thread_id start_thread(std::string_view name, const start_options& options, thre
 
 using core::registry;
 
-thread_id detail::start(std::string_view name, const start_options& options,
-                        std::function<void()> body) {
-  return core::start_thread(name, options, thread_type::native, nullptr, std::move(body));
+thread_id detail::start(std::string_view name, const start_options& options, void* body,
+                        const body_type& type) {
+  return core::start_thread(name, options, thread_type::native, nullptr, body, type);
 }
 
 thread_id binding::start(std::string_view name, const start_options& options, thread_type type,
@@ -159,7 +158,9 @@ thread_id binding::start(std::string_view name, const start_options& options, th
                            "must not be null: no signal stops a PYTHON or SERVICE thread, so "
                            "without them suspend and kill could not reach it");
   }
-  return core::start_thread(name, options, type, std::move(hooks), std::move(body));
+  // A std::function is a body like any other: it is moved into the thread's stack.
+  return core::start_thread(name, options, type, std::move(hooks), &body,
+                            detail::body_type_of<std::function<void()>>);
 }
 
 std::size_t stack_size() {

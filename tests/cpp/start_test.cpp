@@ -1,5 +1,6 @@
 // start_new_thread, ids, names (whole, and the OS-level name), arguments, options, the thread's
 // own view of itself, threads mthread does not know, join, and exceptions escaping a thread.
+#include <array>
 #include <atomic>
 #include <memory>
 #include <set>
@@ -184,6 +185,35 @@ TEST_F(Start, CapturedStateIsDestroyedWhenTheThreadEnds) {
   const auto id = mthread::start_new_thread("holder", [s = std::move(shared)] { (void)*s; });
   ASSERT_TRUE(mthread::join(id, 5s));
   EXPECT_TRUE(watch.expired());
+}
+
+// The function and its arguments are moved into the top of the thread's stack: large ones
+// work, and ones that would leave the thread too little stack are refused before it starts.
+TEST_F(Start, LargeCapturesRunAndOnesTooLargeForTheStackAreRefused) {
+  const auto big = std::make_unique<std::array<unsigned char, 64 * 1024>>();
+  big->fill(1);
+  std::atomic<long> sum{0};
+  const auto id = mthread::start_new_thread("big", [&sum, copy = *big] {
+    long total = 0;
+    for (const unsigned char byte : copy) total += byte;
+    sum = total;
+  });
+  ASSERT_TRUE(mthread::join(id, 5s));
+  EXPECT_EQ(sum.load(), 64 * 1024);
+
+  const auto before = mthread::list().size();
+  mthread::start_options small;
+  small.stack_size = mthread::min_stack_size;
+  const auto huge = std::make_unique<std::array<unsigned char, mthread::min_stack_size>>();
+  try {
+    mthread::start_new_thread(small, "huge", [copy = *huge] { (void)copy; });
+    FAIL() << "no exception";
+  } catch (const mthread::error& e) {
+    EXPECT_NE(std::string(e.what()).find("do not fit"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(mthread::list().size(), before);
+  const auto after = mthread::start_new_thread("after", [] {});
+  EXPECT_TRUE(mthread::join(after, 5s));
 }
 
 TEST_F(Start, OptionsSetStackSizeAndMailboxDepth) {
