@@ -2,9 +2,11 @@
 #include "mthread/messaging.hpp"
 
 #include <algorithm>
+#include <mutex>
 #include <string>
 
 #include "core/control.hpp"
+#include "core/no_destroy.hpp"
 #include "core/registry.hpp"
 #include "mthread/binding.hpp"
 
@@ -179,6 +181,21 @@ paced_wakes::paced_wakes() {
 
 paced_wakes::~paced_wakes() {
   if (core::thread_record* self = registry::self()) self->park.pace_relays(false);
+}
+
+namespace {
+std::mutex& lock_queue() {
+  static core::no_destroy<std::mutex> turn;  // waited on during exit too
+  return turn.get();
+}
+}  // namespace
+
+lock_queue_turn::lock_queue_turn() {
+  lock_queue().lock();
+}
+
+lock_queue_turn::~lock_queue_turn() {
+  lock_queue().unlock();
 }
 
 }  // namespace binding

@@ -67,6 +67,12 @@ class gil_release {
   void reacquire() {
     if (saved_ != nullptr) PyEval_RestoreThread(std::exchange(saved_, nullptr));
   }
+  // As reacquire(), in turn with the other threads that leave a wait (binding::lock_queue_turn).
+  void reacquire_in_turn() {
+    if (saved_ == nullptr) return;
+    const binding::lock_queue_turn turn;
+    PyEval_RestoreThread(std::exchange(saved_, nullptr));
+  }
 
  private:
   PyThreadState* saved_;
@@ -129,11 +135,14 @@ std::optional<T> wait_without_gil(std::optional<std::chrono::nanoseconds> timeou
     try {
       result = attempt(bound);
     } catch (...) {
-      released.reacquire();
+      released.reacquire_in_turn();
       throw;
     }
-    if (result) wait_briefly_for_a_free_gil();
-    released.reacquire();
+    {
+      const binding::lock_queue_turn turn;
+      if (result) wait_briefly_for_a_free_gil();
+      released.reacquire();
+    }
     if (result || (timeout && clock::now() - start >= *timeout)) return result;
     if (sliced && PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
