@@ -779,7 +779,8 @@ def main():
     parser.add_argument("--reach-runs", type=int, default=3,
                         help="fresh processes measuring the kill latency of each blocking call")
     parser.add_argument("--smoke", action="store_true", help="tiny workloads, one repetition")
-    parser.add_argument("--only", help="comma-separated figure names")
+    parser.add_argument("--only", help="comma-separated figure names; 'per_process' for the RSS "
+                        "figures and the starts in fresh processes")
     parser.add_argument("--rss-child", choices=["mthread", "threading"], help=argparse.SUPPRESS)
     parser.add_argument("--start-child", choices=sorted(START_CHILD), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=200)
@@ -797,6 +798,8 @@ def main():
     rss_threads = 20 if args.smoke else args.threads
     names = (list(FIGURES) + list(SAMPLED) + list(LATENCIES) if not args.only
              else args.only.split(","))
+    per_process = not args.only or "per_process" in names
+    names = [name for name in names if name != "per_process"]
     samples = {name: [] for name in names}
     samples.update({f"{name}_mean": [] for name in names if name in SAMPLED})
     for rep in range(reps):
@@ -823,7 +826,7 @@ def main():
             samples[f"{name}_p{p}"] = [percentile(pooled, p)]
             pooled_counts[f"{name}_p{p}"] = len(pooled)
     units = {name: FIGURES[name][3] if name in FIGURES else "ns" for name in samples}
-    if not args.only:
+    if per_process:
         for name in ("rss_idle_mthread", "rss_idle_threading", "rss_idle_inprocess_mthread",
                      "rss_idle_inprocess_threading"):
             samples[name] = []
@@ -838,6 +841,7 @@ def main():
                 samples[f"rss_idle_inprocess_{kind}"].append(rss_child(kind, rss_threads))
                 samples[f"start_fresh_{kind}"].append(
                     start_in_fresh_process(kind, START_FRESH_COUNT if not args.smoke else 5))
+    if not args.only:
         for _ in range(1 if args.smoke else args.reach_runs):
             for row, latency in reach_kill_latencies().items():
                 samples.setdefault(f"reach_kill_{row}", []).append(latency)
