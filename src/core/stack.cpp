@@ -184,6 +184,12 @@ stack_region take_stack(std::size_t usable) {
 
 void give_back_stack(stack_region stack) {
   if (stack.empty()) return;
+  {
+    // A stack the cache has no room for is unmapped as it goes: dropping its pages first would
+    // only cost a second flush of every CPU's TLB (thousands of threads ending at once).
+    std::lock_guard guard(cache().lock);
+    if (cache().stacks.size() >= max_cached_stacks) return;
+  }
   stack.discard_contents();
   std::lock_guard guard(cache().lock);
   if (cache().stacks.size() < max_cached_stacks) cache().stacks.push_back(std::move(stack));
