@@ -237,6 +237,20 @@ void join_or_hand_to_reaper(thread_record& self, const record_ptr& target,
   }
 }
 
+// For status(): an ended thread that the kernel no longer knows (its id is free, so its exit
+// cleared the id that pthread_join waits on) is joined here if nobody claimed it yet, instead of
+// whenever the reaper gets a CPU. True when it is gone now. A reused id only leaves it to the
+// reaper.
+bool reap_if_gone(const record_ptr& target) {
+  if (!target->ended.load() || target->reap_claimed.load()) return false;
+  const long tid = target->os_tid.load(std::memory_order_relaxed);
+  if (tid == 0 || syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH) return false;
+  if (target->reap_claimed.exchange(true)) return false;
+  pthread_join(target->handle, nullptr);
+  forget(*target);
+  return true;
+}
+
 void set_os_name(const std::string& name) {
   // The kernel keeps 15 bytes; cut on a character boundary so tools show valid UTF-8.
   std::size_t length = std::min<std::size_t>(name.size(), 15);
@@ -465,7 +479,8 @@ thread_id get_repl_id() {
 thread_state status(thread_id id) {
   core::core_section section;  // as in get_thread_name
   const core::record_ptr target = registry::instance().find(id);
-  return target != nullptr ? target->state() : thread_state::terminated;
+  if (target == nullptr || core::reap_if_gone(target)) return thread_state::terminated;
+  return target->state();
 }
 
 std::vector<thread_info> list() {
