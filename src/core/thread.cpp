@@ -479,8 +479,11 @@ thread_id get_repl_id() {
 thread_state status(thread_id id) {
   core::core_section section;  // as in get_thread_name
   const core::record_ptr target = registry::instance().find(id);
-  if (target == nullptr || core::reap_if_gone(target)) return thread_state::terminated;
-  return target->state();
+  if (target == nullptr) return thread_state::terminated;
+  // Only a thread that looks running may have ended: a waiting one costs no more look.
+  const thread_state state = target->state();
+  if (state == thread_state::running && core::reap_if_gone(target)) return thread_state::terminated;
+  return state;
 }
 
 std::vector<thread_info> list() {
