@@ -109,8 +109,9 @@ class core_wait_scope {
 // of the GIL (it sent, and is on its way into its own wait): taking the GIL now would sleep on
 // CPython's condition variable and pay a wake-up (20-60 µs on a small virtual machine). So wait
 // a few microseconds for the GIL to be free first, yielding the CPU (the holder may need it).
-inline void wait_briefly_for_a_free_gil() {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(3);
+inline void wait_briefly_for_a_free_gil(
+    std::chrono::microseconds patience = std::chrono::microseconds(3)) {
+  const auto until = std::chrono::steady_clock::now() + patience;
   while (mthread_gil_locked() == 1 && std::chrono::steady_clock::now() < until) sched_yield();
 }
 
