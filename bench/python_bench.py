@@ -7,6 +7,9 @@ Run with Debian's python3 and the build tree's package:
 Every figure is measured `--reps` times; the runs of all figures are interleaved in a shuffled
 order each repetition (so a burst of noise hits both sides of a ratio alike), and the median is
 reported. Times are nanoseconds per operation, rates messages per second, memory bytes per thread.
+A figure's name says its method where it has more than one: starts are reported as the median
+and as the mean (`_mean`) of each repetition's starts, and in fresh processes (`start_fresh_`);
+RSS in fresh processes (`rss_idle_`) and in-process (`rss_idle_inprocess_`).
 """
 
 import _thread
@@ -294,37 +297,100 @@ def msg_rate8_queue(n):
 
 
 # ---- start and finish ------------------------------------------------------------------------
+# One start after another, each timed from the start call until the starter knows the thread
+# finished, by two definitions, each the same on both sides:
+#   end seen  the thread's last act tells the starter (mthread: notify() -> wait(); threading: a
+#             _thread lock released -> acquire()); the thread may still be ending (its thread
+#             state, its OS thread) while the next one starts.
+#   gone      nothing of the thread is left that the starter could wait for: mthread: status()
+#             is TERMINATED (the OS thread joined, its stack and mailbox freed), looked at after
+#             the end was seen as above; threading: Thread.join() returned (its thread state
+#             deleted; CPython's join does not wait for the OS thread).
+# Each repetition gives the median and the mean of its starts: a periodic cost (a garbage
+# collection, the reaper, a page fault on a fresh stack) shows in the mean only.
 
 def _finish(main):
     mthread.notify(main, 1)
 
 
-def start_finish_mthread(n):
-    """Start a thread and learn that it finished: its last act notifies the main thread."""
+def _gone(tid):
+    """Until status() says TERMINATED, once the thread's end was seen (no busy wait: the GIL and
+    the CPU are left to the ending thread and the reaper between looks)."""
+    status, terminated = mthread.status, mthread.TERMINATED
+    deadline = time.monotonic() + PATIENCE_MS / 1000
+    while status(tid) != terminated:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"thread {tid} did not end")
+        mthread.sleep_us(20)
+
+
+def _start_mthread(n, gone):
     main = mthread.getReplID()
+    start_new_thread, wait = mthread.start_new_thread, mthread.wait
     samples = []
     for _ in range(n):
         start = now()
-        mthread.start_new_thread("t", _finish, (main,))
-        if mthread.wait(PATIENCE_MS) != 1:
+        tid = start_new_thread("t", _finish, (main,))
+        if wait(PATIENCE_MS) != 1:
             raise RuntimeError("thread did not finish")
+        if gone:
+            _gone(tid)
         samples.append(now() - start)
-    return statistics.median(samples)
+    return samples
 
 
 def _noop():
     pass
 
 
-def start_join_threading(n):
+def _start_threading(n, gone):
     samples = []
     for _ in range(n):
         start = now()
-        t = threading.Thread(target=_noop)
-        t.start()
-        t.join()
+        if gone:
+            t = threading.Thread(target=_noop)
+            t.start()
+            t.join()
+        else:
+            done = _thread.allocate_lock()
+            done.acquire()
+            t = threading.Thread(target=done.release)
+            t.start()
+            done.acquire()
         samples.append(now() - start)
-    return statistics.median(samples)
+    return samples
+
+
+def start_finish_mthread(n):
+    return _start_mthread(n, gone=False)
+
+
+def start_finish_threading(n):
+    return _start_threading(n, gone=False)
+
+
+def start_gone_mthread(n):
+    return _start_mthread(n, gone=True)
+
+
+def start_join_threading(n):
+    return _start_threading(n, gone=True)
+
+
+START_CHILD = {"mthread": start_gone_mthread, "threading": start_join_threading}
+
+
+def start_child(kind, count):
+    """In a fresh process, `count` starts until gone: the mean, the first start (one-time costs:
+    mthread's reaper and signal handlers, threading's first Thread) included."""
+    return statistics.mean(START_CHILD[kind](count))
+
+
+def start_in_fresh_process(kind, count):
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--start-child", kind,
+                          "--threads", str(count)], check=True, capture_output=True, text=True,
+                         timeout=120)
+    return float(out.stdout.strip())
 
 
 # ---- the cost of being suspendable -----------------------------------------------------------
@@ -591,7 +657,11 @@ def kill_latency(n):
     return samples
 
 
-# ---- RSS per idle thread (each in a fresh process) -------------------------------------------
+# ---- RSS per idle thread ---------------------------------------------------------------------
+# The growth of the process's VmRSS over `count` idle threads, measured two ways: in a fresh
+# process of its own for each measurement, and in-process (in this driver, after the figures
+# above ran: stacks, arenas and caches that earlier threads left behind are there to be reused,
+# as in a program that has been running a while).
 
 def rss_bytes():
     with open("/proc/self/status") as f:
@@ -666,13 +736,21 @@ FIGURES = {
     "msg_rate_queue": (msg_rate_queue, 40000, 200, "msg/s"),
     "msg_rate8_mthread": (msg_rate8_mthread, 20000, 200, "msg/s"),
     "msg_rate8_queue": (msg_rate8_queue, 20000, 200, "msg/s"),
-    "start_finish_mthread": (start_finish_mthread, 300, 5, "ns"),
-    "start_join_threading": (start_join_threading, 300, 5, "ns"),
     "loop_suspendable": (loop_suspendable, 300000, 20000, "ns"),
     "loop_plain": (loop_plain, 300000, 20000, "ns"),
     "others_none_suspended": (others_none_suspended, 2000000, 20000, "loops/s"),
     "others_one_suspended": (others_one_suspended, 2000000, 20000, "loops/s"),
     "others_during_churn": (others_during_churn, 4000000, 20000, "loops/s"),
+}
+
+# Starts: each repetition gives the median of its samples (under the name) and their mean (under
+# name_mean), in ns.
+SAMPLED = {
+    # name: (function returning samples, samples a repetition in full mode, in smoke mode)
+    "start_finish_mthread": (start_finish_mthread, 300, 5),
+    "start_finish_threading": (start_finish_threading, 300, 5),
+    "start_gone_mthread": (start_gone_mthread, 300, 5),
+    "start_join_threading": (start_join_threading, 300, 5),
 }
 
 # Latencies: every sample of every repetition pooled, reported as percentiles (ns).
@@ -683,6 +761,7 @@ LATENCIES = {
     "kill_latency": (kill_latency, 100, 5),
 }
 PERCENTILES = (50, 99)
+START_FRESH_COUNT = 300  # starts in each fresh process (start_fresh_*)
 
 
 def percentile(values, p):
@@ -700,20 +779,29 @@ def main():
     parser.add_argument("--reach-runs", type=int, default=3,
                         help="fresh processes measuring the kill latency of each blocking call")
     parser.add_argument("--smoke", action="store_true", help="tiny workloads, one repetition")
-    parser.add_argument("--only", help="comma-separated figure names")
+    parser.add_argument("--only", help="comma-separated figure names; 'per_process' for the RSS "
+                        "figures and the starts in fresh processes")
     parser.add_argument("--rss-child", choices=["mthread", "threading"], help=argparse.SUPPRESS)
+    parser.add_argument("--start-child", choices=sorted(START_CHILD), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=200)
     args = parser.parse_args()
 
     if args.rss_child:
         print(rss_child(args.rss_child, args.threads))
         return 0
+    if args.start_child:
+        print(start_child(args.start_child, args.threads))
+        return 0
 
     reps = 1 if args.smoke else args.reps
     rss_runs = 1 if args.smoke else args.rss_runs
     rss_threads = 20 if args.smoke else args.threads
-    names = list(FIGURES) + list(LATENCIES) if not args.only else args.only.split(",")
+    names = (list(FIGURES) + list(SAMPLED) + list(LATENCIES) if not args.only
+             else args.only.split(","))
+    per_process = not args.only or "per_process" in names
+    names = [name for name in names if name != "per_process"]
     samples = {name: [] for name in names}
+    samples.update({f"{name}_mean": [] for name in names if name in SAMPLED})
     for rep in range(reps):
         order = names[:]
         random.shuffle(order)
@@ -721,6 +809,12 @@ def main():
             if name in LATENCIES:
                 func, full, small = LATENCIES[name]
                 samples[name].extend(func(small if args.smoke else full))
+                continue
+            if name in SAMPLED:
+                func, full, small = SAMPLED[name]
+                taken = func(small if args.smoke else full)
+                samples[name].append(statistics.median(taken))
+                samples[f"{name}_mean"].append(statistics.mean(taken))
                 continue
             func, full, small, _ = FIGURES[name]
             samples[name].append(func(small if args.smoke else full))
@@ -732,13 +826,22 @@ def main():
             samples[f"{name}_p{p}"] = [percentile(pooled, p)]
             pooled_counts[f"{name}_p{p}"] = len(pooled)
     units = {name: FIGURES[name][3] if name in FIGURES else "ns" for name in samples}
-    if not args.only:
-        for name in ("rss_idle_mthread", "rss_idle_threading"):
+    if per_process:
+        for name in ("rss_idle_mthread", "rss_idle_threading", "rss_idle_inprocess_mthread",
+                     "rss_idle_inprocess_threading"):
             samples[name] = []
             units[name] = "bytes"
-        for _ in range(rss_runs):
-            samples["rss_idle_mthread"].append(rss_in_fresh_process("mthread", rss_threads))
-            samples["rss_idle_threading"].append(rss_in_fresh_process("threading", rss_threads))
+        for name in ("start_fresh_mthread", "start_fresh_threading"):
+            samples[name] = []
+            units[name] = "ns"
+        for run in range(rss_runs):
+            kinds = ["mthread", "threading"] if run % 2 == 0 else ["threading", "mthread"]
+            for kind in kinds:
+                samples[f"rss_idle_{kind}"].append(rss_in_fresh_process(kind, rss_threads))
+                samples[f"rss_idle_inprocess_{kind}"].append(rss_child(kind, rss_threads))
+                samples[f"start_fresh_{kind}"].append(
+                    start_in_fresh_process(kind, START_FRESH_COUNT if not args.smoke else 5))
+    if not args.only:
         for _ in range(1 if args.smoke else args.reach_runs):
             for row, latency in reach_kill_latencies().items():
                 samples.setdefault(f"reach_kill_{row}", []).append(latency)

@@ -115,8 +115,24 @@ PYTHON_FIGURES = [
      "msg/s", "msg_rate_mthread", "msg_rate_queue", "min", 3.0),
     ("py.msg_rate8_vs_queue", "Python one-way int messages/s, depth 8, vs queue.Queue(8)",
      "msg/s", "msg_rate8_mthread", "msg_rate8_queue", "info", None),
-    ("py.start_vs_threading", "Python start + see it finish vs threading.Thread start+join",
-     "ns", "start_finish_mthread", "start_join_threading", "max", 1.0),
+    # Starts, each timed until the starter knows the thread finished: "end seen" (its last act
+    # tells the starter: notify() -> wait() / a lock released -> acquire()) or "gone" (status()
+    # TERMINATED, stack and mailbox freed / Thread.join() returned); see python_bench.py.
+    ("py.start_seen_median", "Python start + end seen vs threading.Thread start + end seen "
+     "(median of 300 starts, in-process)", "ns",
+     "start_finish_mthread", "start_finish_threading", "max", 0.8),
+    ("py.start_seen_mean", "Python start + end seen vs threading.Thread start + end seen "
+     "(mean of 300 starts, in-process)", "ns",
+     "start_finish_mthread_mean", "start_finish_threading_mean", "max", 0.8),
+    ("py.start_gone_median", "Python start + gone (status TERMINATED) vs threading.Thread "
+     "start + join (median of 300 starts, in-process)", "ns",
+     "start_gone_mthread", "start_join_threading", "max", 0.8),
+    ("py.start_gone_mean", "Python start + gone (status TERMINATED) vs threading.Thread "
+     "start + join (mean of 300 starts, in-process)", "ns",
+     "start_gone_mthread_mean", "start_join_threading_mean", "max", 0.8),
+    ("py.start_gone_fresh", "Python start + gone vs threading.Thread start + join (mean of 300 "
+     "starts in a fresh process, the first included)", "ns",
+     "start_fresh_mthread", "start_fresh_threading", "max", 0.8),
     ("py.suspendable_loop", "Python loop in a thread with allowsuspend(True) vs without", "ns",
      "loop_suspendable", "loop_plain", "max", 1.05),
     ("py.others_one_suspended", "Python others' speed (threading.Thread loop, per CPU s, mean) "
@@ -133,8 +149,11 @@ PYTHON_FIGURES = [
     ("py.kill_p50", "Python kill latency p50 (pure-Python loop: kill() → status TERMINATED)", "ns",
      "kill_latency_p50", None, "info", None),
     ("py.kill_p99", "Python kill latency p99", "ns", "kill_latency_p99", None, "info", None),
-    ("py.rss_idle_vs_threading", "Python RSS per idle thread vs threading.Thread", "bytes",
-     "rss_idle_mthread", "rss_idle_threading", "max", 1.0),
+    ("py.rss_idle_vs_threading", "Python RSS per idle thread (200 threads) vs threading.Thread "
+     "(a fresh process each)", "bytes", "rss_idle_mthread", "rss_idle_threading", "max", 1.0),
+    ("py.rss_idle_inprocess_vs_threading", "Python RSS per idle thread (200 threads) vs "
+     "threading.Thread (in-process, after the other figures)", "bytes",
+     "rss_idle_inprocess_mthread", "rss_idle_inprocess_threading", "max", 1.0),
     ("py.lock_uncontended_vs_cpython", "Python lock acquire()+release(), uncontended: "
      "mthread.allocate_lock() vs _thread.allocate_lock()", "ns",
      "lock_uncontended_mthread", "lock_uncontended_cpython", "max", 1.1),

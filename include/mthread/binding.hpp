@@ -95,5 +95,21 @@ class paced_wakes {
   paced_wakes& operator=(const paced_wakes&) = delete;
 };
 
+// One thread at a time, process-wide: a binding whose threads must take an interpreter lock
+// again as they leave a wait (CPython's GIL) takes a turn first and ends it once it holds that
+// lock. Then, of the threads woken while another one holds the lock, one waits for the lock and
+// the others sleep here, instead of all waiting for the lock itself: each of CPython's waiters
+// wakes every 5 ms to make the holder let go, so thousands of them cost the CPUs more than the
+// work they wait to do, and the more of them wait, the longer each waits.
+// Kill and suspend do not reach a thread waiting here: take a turn only to take a lock that is
+// always let go of.
+class lock_queue_turn {
+ public:
+  lock_queue_turn();
+  ~lock_queue_turn();
+  lock_queue_turn(const lock_queue_turn&) = delete;
+  lock_queue_turn& operator=(const lock_queue_turn&) = delete;
+};
+
 }  // namespace binding
 }  // namespace mthread

@@ -8,7 +8,6 @@ import functools
 import sys
 import threading
 import time
-import traceback
 import types
 
 from . import _mthread
@@ -65,6 +64,10 @@ def _print_report(args):
         stderr.flush()
         sys.excepthook(args.exc_type, args.exc_value, args.exc_traceback)
         return
+    # Imported here, not with this module: it takes longer to import than the rest of a first
+    # thread start, and most programs never need it.
+    import traceback
+
     text = header + "".join(traceback.format_exception(args.exc_type, args.exc_value,
                                                        args.exc_traceback))
     if stderr is sys.__stderr__ and _mthread._at_prompt():

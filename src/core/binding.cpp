@@ -1,6 +1,10 @@
 // The binding:: calls of binding.hpp about the calling thread and its peers.
 #include "mthread/binding.hpp"
+
+#include <mutex>
+
 #include "core/control.hpp"
+#include "core/no_destroy.hpp"
 #include "core/registry.hpp"
 
 namespace mthread {
@@ -41,6 +45,21 @@ kill_deferral::kill_deferral() {
 
 kill_deferral::~kill_deferral() {
   if (core::thread_record* self = registry::self()) --self->kill_deferrals;
+}
+
+namespace {
+std::mutex& lock_queue() {
+  static core::no_destroy<std::mutex> turn;  // waited on during exit too
+  return turn.get();
+}
+}  // namespace
+
+lock_queue_turn::lock_queue_turn() {
+  lock_queue().lock();
+}
+
+lock_queue_turn::~lock_queue_turn() {
+  lock_queue().unlock();
 }
 
 }  // namespace binding

@@ -2,6 +2,7 @@
 #include <ostream>
 
 #include "core/control.hpp"
+#include "core/reaper.hpp"
 #include "core/registry.hpp"
 #include "core/stack.hpp"
 #include "mthread/thread.hpp"
@@ -34,7 +35,12 @@ thread_id get_repl_id() {
 
 thread_state status(thread_id id) {
   core::core_section section;  // as in get_thread_name
-  return registry::instance().state_of(id);
+  const thread_state state = registry::instance().state_of(id);
+  // Only a thread that looks running may have ended: a waiting one costs no further look.
+  if (state != thread_state::running) return state;
+  const core::record_ptr target = registry::instance().find(id);
+  if (target == nullptr || core::reap_if_gone(target)) return thread_state::terminated;
+  return target->state();
 }
 
 std::vector<thread_info> list() {

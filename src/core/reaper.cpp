@@ -1,7 +1,12 @@
 // The reaper thread, the futex table it sizes, and the joins it shares with join().
 #include "core/reaper.hpp"
 
+#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <bit>
@@ -17,6 +22,18 @@ namespace mthread::core {
 void forget(thread_record& joined) {
   joined.give_back_stack_now();
   registry::instance().remove(joined.id);
+}
+
+bool reap_if_gone(const record_ptr& target) {
+  if (!target->ended.load() || target->reap_claimed.load()) return false;
+  const long tid = target->os_tid.load(std::memory_order_relaxed);
+  // The kernel clears the id pthread_join waits on as the thread exits; until the id is free
+  // (ESRCH) the join could block. A reused id only leaves the thread to the reaper.
+  if (tid == 0 || syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH) return false;
+  if (target->reap_claimed.exchange(true)) return false;
+  pthread_join(target->handle, nullptr);
+  forget(*target);
+  return true;
 }
 
 // pthread_clockjoin_np on CLOCK_MONOTONIC (a step of the wall clock must not stretch a slice);

@@ -20,6 +20,10 @@ namespace mthread::core {
 // registry, so "status() is TERMINATED" means its stack and mailbox are freed.
 void forget(thread_record& joined);
 
+// For status(): an ended thread that the kernel no longer knows is joined and forgotten here if
+// nobody claimed it yet, instead of whenever the reaper gets a CPU. True when it is gone now.
+bool reap_if_gone(const record_ptr& target);
+
 // Joins `thread` if it is gone by `end` (not never): 0 then, else an errno.
 int join_until(pthread_t thread, const deadline& end);
 

@@ -67,6 +67,12 @@ class gil_release {
   void reacquire() {
     if (saved_ != nullptr) PyEval_RestoreThread(std::exchange(saved_, nullptr));
   }
+  // As reacquire(), in turn with the other threads that leave a wait (binding::lock_queue_turn).
+  void reacquire_in_turn() {
+    if (saved_ == nullptr) return;
+    const binding::lock_queue_turn turn;
+    PyEval_RestoreThread(std::exchange(saved_, nullptr));
+  }
 
  private:
   PyThreadState* saved_;
@@ -103,8 +109,9 @@ class core_wait_scope {
 // of the GIL (it sent, and is on its way into its own wait): taking the GIL now would sleep on
 // CPython's condition variable and pay a wake-up (20-60 µs on a small virtual machine). So wait
 // a few microseconds for the GIL to be free first, yielding the CPU (the holder may need it).
-inline void wait_briefly_for_a_free_gil() {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(3);
+inline void wait_briefly_for_a_free_gil(
+    std::chrono::microseconds patience = std::chrono::microseconds(3)) {
+  const auto until = std::chrono::steady_clock::now() + patience;
   while (mthread_gil_locked() == 1 && std::chrono::steady_clock::now() < until) sched_yield();
 }
 
@@ -122,11 +129,14 @@ std::optional<T> wait_without_gil(const deadline& until, Attempt&& attempt) {
     try {
       result = attempt(slice_end);
     } catch (...) {
-      released.reacquire();
+      released.reacquire_in_turn();
       throw;
     }
-    if (result) wait_briefly_for_a_free_gil();
-    released.reacquire();
+    {
+      const binding::lock_queue_turn turn;
+      if (result) wait_briefly_for_a_free_gil();
+      released.reacquire();
+    }
     if (result || until.passed()) return result;
     if (sliced && PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
