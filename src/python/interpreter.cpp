@@ -22,17 +22,17 @@ PyObject* thread_error_type = nullptr;
 
 // mthread._threading's entry_for and thread_ended, looked up once (an import per thread costs more
 // than the rest of its Python set-up); never released, like the module.
-struct glue_functions {
+struct threading_functions {
   PyObject* entry_for;
   PyObject* thread_ended;
 };
 
-const glue_functions& glue() {
-  static const glue_functions functions = [] {
+const threading_functions& threading_module() {
+  static const threading_functions functions = [] {
     py::module_ module = py::module_::import("mthread._threading");
     module.attr("prepare")();
-    return glue_functions{py::object(module.attr("entry_for")).release().ptr(),
-                          py::object(module.attr("thread_ended")).release().ptr()};
+    return threading_functions{py::object(module.attr("entry_for")).release().ptr(),
+                               py::object(module.attr("thread_ended")).release().ptr()};
   }();
   return functions;
 }
@@ -116,7 +116,7 @@ class python_thread final : public thread_hooks {
         func_(std::move(func)),
         args_(std::move(args)),
         kwargs_(std::move(kwargs)) {
-    entry_ = py::handle(glue().entry_for)(name_);
+    entry_ = py::handle(threading_module().entry_for)(name_);
   }
 
   // Normally the thread released everything already; if it could not (the interpreter was
@@ -346,7 +346,7 @@ class python_thread final : public thread_hooks {
       if (!e.matches(PyExc_SystemExit)) report(e);
     }
     try {
-      py::handle(glue().thread_ended)();
+      py::handle(threading_module().thread_ended)();
     } catch (py::error_already_set& e) {
       report(e);
     }
