@@ -334,8 +334,8 @@ def test_messages_left_in_mailboxes_at_exit():
     assert_clean_exit(result.returncode, result.stderr, {0})
 
 
-@pytest.mark.parametrize("wait", ["mthread.sleep_ms(300)", "held.acquire(timeout=0.3)",
-                                  "mthread.wait(300)"])
+@pytest.mark.parametrize("wait", ["mthread.sleep_ms(500)", "held.acquire(timeout=0.5)",
+                                  "mthread.wait(500)"])
 def test_daemon_thread_waiting_in_mthread_while_interpreter_finalizes(wait):
     """A thread mthread did not start (a daemon threading thread) whose mthread wait ends while
     the interpreter finalizes: CPython ends it (pthread_exit) as it takes the GIL back, and that
@@ -354,7 +354,7 @@ def test_daemon_thread_waiting_in_mthread_while_interpreter_finalizes(wait):
         class SlowTeardown:
             def __del__(self, sleep=time.sleep, write=os.write):
                 write(1, b"finalizing\\n")
-                sleep(0.6)  # GIL released: the wait above ends meanwhile
+                sleep(1.5)  # GIL released: the wait above ends meanwhile
         # Deleted as the interpreter finalizes (a module the waiter does not hold).
         module = types.ModuleType("slow_teardown")
         module.teardown = SlowTeardown()
