@@ -1,7 +1,10 @@
 // The binding:: calls of binding.hpp about the calling thread and its peers.
 #include "mthread/binding.hpp"
 
+#include <pthread.h>
+
 #include <mutex>
+#include <new>
 
 #include "core/control.hpp"
 #include "core/no_destroy.hpp"
@@ -52,6 +55,13 @@ std::mutex& lock_queue() {
   static core::no_destroy<std::mutex> turn;  // waited on during exit too
   return turn.get();
 }
+// A thread holds the turn while it waits for the interpreter lock, which a thread that forks
+// holds: in the child, where only the forking thread lives, nobody would give the turn back.
+void free_turn_in_child() {
+  ::new (static_cast<void*>(&lock_queue())) std::mutex();
+}
+[[maybe_unused]] const int turn_freed_in_child =
+    pthread_atfork(nullptr, nullptr, free_turn_in_child);
 }  // namespace
 
 lock_queue_turn::lock_queue_turn() {

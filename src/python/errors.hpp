@@ -1,6 +1,8 @@
 // The one place where what a binding function lets out becomes a Python exception.
 #pragma once
 
+#include <cxxabi.h>
+
 #include <exception>
 
 namespace mthread::python {
@@ -12,6 +14,21 @@ namespace mthread::python {
 // ("sendmsg(): msg must not be empty"); without `function` it is the core's own. A Python error
 // already raised is restored, std::bad_alloc is MemoryError, another std::exception RuntimeError.
 void set_python_error(std::exception_ptr thrown, const char* function = nullptr) noexcept;
+
+// Returns what `body` returns; if it throws, sets the Python error (set_python_error) and returns
+// `failed`. Except for the unwinding of a thread that CPython ends as it takes the GIL back
+// while the interpreter finalizes (pthread_exit): that must go on to the thread's start.
+template <class Result, class Body>
+Result returning_python_error(const char* function, Result failed, Body&& body) {
+  try {
+    return body();
+  } catch (abi::__forced_unwind&) {
+    throw;
+  } catch (...) {
+    set_python_error(std::current_exception(), function);
+    return failed;
+  }
+}
 
 // For pybind11's dispatcher (py::register_exception_translator): the core's kinds as above, with
 // the core's own messages; anything else is rethrown for pybind11 to translate.

@@ -57,17 +57,14 @@ void lock_dealloc(PyObject* self) {
 
 // Waits for the lock with the GIL released, until `until`.
 PyObject* acquire_waiting(lock_object* lock, const deadline& until) {
-  try {
+  return returning_python_error<PyObject*>("acquire", nullptr, [&] {
     const auto acquired =
         wait_without_gil<bool>(until, [&](const deadline& slice_end) -> std::optional<bool> {
           if (lock->mutex.lock_waiting(slice_end)) return true;
           return std::nullopt;
         });
     return PyBool_FromLong(acquired.has_value());
-  } catch (...) {
-    set_python_error(std::current_exception(), "acquire");
-    return nullptr;
-  }
+  });
 }
 
 // CPython's argument rules and messages for acquire(blocking=True, timeout=-1).

@@ -254,12 +254,8 @@ bool bind_arguments(const char* function, const char* const* parameters, Py_ssiz
 // name; nullptr: the core's message as it is); the result as a new reference.
 template <class Body>
 PyObject* call_translating(const char* function, Body&& body) {
-  try {
-    return body().release().ptr();
-  } catch (...) {
-    set_python_error(std::current_exception(), function);
-    return nullptr;
-  }
+  return returning_python_error<PyObject*>(function, nullptr,
+                                           [&] { return body().release().ptr(); });
 }
 
 using body_function = py::object (*)(py::handle, py::handle);

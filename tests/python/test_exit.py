@@ -332,3 +332,34 @@ def test_messages_left_in_mailboxes_at_exit():
             mthread.sleep_ms(1)
     """)
     assert_clean_exit(result.returncode, result.stderr, {0})
+
+
+@pytest.mark.parametrize("wait", ["mthread.sleep_ms(500)", "held.acquire(timeout=0.5)",
+                                  "mthread.wait(500)"])
+def test_daemon_thread_waiting_in_mthread_while_interpreter_finalizes(wait):
+    """A thread mthread did not start (a daemon threading thread) whose mthread wait ends while
+    the interpreter finalizes: CPython ends it (pthread_exit) as it takes the GIL back, and that
+    unwinding must pass through mthread's call unharmed."""
+    result = run_python(f"""
+        import mthread, os, sys, threading, time, types
+        held = mthread.allocate_lock()
+        held.acquire()
+        waiting = threading.Event()
+        def waiter():
+            waiting.set()
+            {wait}
+            os.write(1, b"wait over before the end\\n")
+        threading.Thread(target=waiter, daemon=True).start()
+        waiting.wait()
+        class SlowTeardown:
+            def __del__(self, sleep=time.sleep, write=os.write):
+                write(1, b"finalizing\\n")
+                sleep(1.5)  # GIL released: the wait above ends meanwhile
+        # Deleted as the interpreter finalizes (a module the waiter does not hold).
+        module = types.ModuleType("slow_teardown")
+        module.teardown = SlowTeardown()
+        sys.modules["slow_teardown"] = module
+        del module
+    """)
+    assert_clean_exit(result.returncode, result.stderr, {0})
+    assert result.stdout == "finalizing\n"

@@ -9,7 +9,7 @@ import weakref
 import pytest
 
 import mthread
-from conftest import SHORT, gone, start, wait_until
+from conftest import SHORT, assert_clean_exit, gone, run_python, start, wait_until
 
 KINDS = {"cpython": _thread.allocate_lock, "mthread": mthread.allocate_lock}
 
@@ -182,3 +182,38 @@ def test_suspended_in_acquire_stops_and_takes_the_lock_after_resume():
     lock.release()
     assert wait_until(lambda: log == ["acquired"])
     assert wait_until(lambda: gone(tid))
+
+
+def test_child_of_fork_waits_while_a_thread_took_the_gil_back_at_the_fork():
+    """A thread whose wait ended waits for the GIL (the forking thread holds it) as the process
+    forks: the child, where only the forking thread lives, still waits in mthread's lock and
+    sleeps (threading's locks are mthread's after install(), and multiprocessing forks)."""
+    result = run_python("""
+        import mthread, os, signal, sys, threading, time
+        sys.setswitchinterval(30)  # the main thread keeps the GIL until it forks
+        held = mthread.allocate_lock()
+        held.acquire()
+        waiting = threading.Event()
+        def waiter():
+            waiting.set()
+            held.acquire(timeout=0.05)  # times out while the main thread holds the GIL
+        threading.Thread(target=waiter, daemon=True).start()
+        waiting.wait()
+        busy_until = time.monotonic() + 0.5
+        while time.monotonic() < busy_until:
+            pass
+        child = os.fork()
+        if child == 0:
+            mthread.sleep_ms(1)
+            os._exit(0)
+        give_up = time.monotonic() + 10
+        while not os.waitpid(child, os.WNOHANG)[0]:
+            if time.monotonic() > give_up:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+                sys.exit("the child hung in its first mthread wait")
+            time.sleep(0.01)
+        print("child done")
+    """)
+    assert_clean_exit(result.returncode, result.stderr, {0})
+    assert "child done" in result.stdout
