@@ -1,9 +1,8 @@
 // The one place where what a binding function lets out becomes a Python exception.
 #pragma once
 
-#include <cxxabi.h>
-
 #include <exception>
+#include <utility>
 
 namespace mthread::python {
 
@@ -22,10 +21,12 @@ template <class Result, class Body>
 Result returning_python_error(const char* function, Result failed, Body&& body) {
   try {
     return body();
-  } catch (abi::__forced_unwind&) {
-    throw;
   } catch (...) {
-    set_python_error(std::current_exception(), function);
+    // glibc's forced unwind has no exception object (catching abi::__forced_unwind by reference
+    // binds a null one, which UBSan reports): an empty current_exception() is that unwinding.
+    std::exception_ptr thrown = std::current_exception();
+    if (!thrown) throw;
+    set_python_error(std::move(thrown), function);
     return failed;
   }
 }
