@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <new>
+#include <utility>
 
 #include "core/no_destroy.hpp"
 
@@ -36,6 +37,7 @@ stack_region& no_stack() {
 
 // A started thread's stack's own description, kept at the very top of its mapping.
 struct stack_home {
+  explicit stack_home(stack_region taken) : stack(std::move(taken)) {}
   stack_region stack;
   bool data_noted = false;  // note_thread_data(stack, true) was called
 };
