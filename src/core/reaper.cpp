@@ -25,13 +25,15 @@ void forget(thread_record& joined) {
 }
 
 bool reap_if_gone(const record_ptr& target) {
-  if (!target->ended.load() || target->reap_claimed.load()) return false;
-  const long tid = target->os_tid.load(std::memory_order_relaxed);
-  // The kernel clears the id pthread_join waits on as the thread exits; until the id is free
-  // (ESRCH) the join could block. A reused id only leaves the thread to the reaper.
-  if (tid == 0 || syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH) return false;
-  if (target->reap_claimed.exchange(true)) return false;
-  pthread_join(target->handle, nullptr);
+  if (!target->ended.load() || target.get() == registry::self()) return false;
+  if (target->reap_claimed.load() || target->reap_claimed.exchange(true)) return false;
+  // Its body is over: what is left (thread_local destructors, the exit) takes microseconds.
+  // Waiting for that beats reporting RUNNING for a thread that ran everything; a slow one is
+  // left to the reaper.
+  if (join_until(target->handle, deadline::after(last_moments)) != 0) {
+    reaper::instance().take_over(target);
+    return false;
+  }
   forget(*target);
   return true;
 }
@@ -83,11 +85,14 @@ void reaper::ensure_running() {
 }
 
 void reaper::hand_over(thread_id ended) {
+  bool first = false;
   {
     std::lock_guard guard(lock_);
+    first = unclaimed_.empty();
     unclaimed_.push_back(ended);
   }
-  ready_.notify_one();
+  // The reaper gathers for a while after the first (see run()): the others need no wake-up.
+  if (first) ready_.notify_one();
 }
 
 void reaper::note_thread_count(std::size_t threads) {
@@ -115,6 +120,7 @@ void reaper::take_over(record_ptr claimed) {
 // busy polling) and is short again as soon as something is joined.
 void reaper::run() {
   pthread_setname_np(pthread_self(), "mthread-reaper");
+  constexpr auto gathering = std::chrono::milliseconds(1);
   constexpr auto shortest_patience = std::chrono::milliseconds(1);
   constexpr auto longest_patience = std::chrono::milliseconds(16);
   auto patience = shortest_patience;
@@ -127,10 +133,14 @@ void reaper::run() {
     {
       std::unique_lock guard(lock_);
       if (ending.empty()) {
-        ready_.wait(guard, [&] {
-          return !claimed_.empty() || !unclaimed_.empty() ||
-                 futex_table_for_ > futex_table_done_for;
-        });
+        const auto urgent = [&] {
+          return !claimed_.empty() || futex_table_for_ > futex_table_done_for;
+        };
+        ready_.wait(guard, [&] { return urgent() || !unclaimed_.empty(); });
+        // Threads end in bursts, and whoever waits for one (join(), status()) joins it itself:
+        // gathering for a moment makes one wake-up of the reaper do for many ended threads, and
+        // leaves the CPUs to the threads that end and to those waiting for them.
+        if (!urgent()) ready_.wait_for(guard, gathering, urgent);
       }
       if (futex_table_for_ > futex_table_done_for) {
         grow_futex_table_for = futex_table_done_for = futex_table_for_;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -20,8 +21,10 @@ namespace mthread::core {
 // registry, so "status() is TERMINATED" means its stack and mailbox are freed.
 void forget(thread_record& joined);
 
-// For status(): an ended thread that the kernel no longer knows is joined and forgotten here if
-// nobody claimed it yet, instead of whenever the reaper gets a CPU. True when it is gone now.
+// For status(): a thread whose body is over and that nobody claimed yet is joined and forgotten
+// here, waiting at most `last_moments` for its exit, instead of whenever the reaper gets to it.
+// True when it is gone now.
+inline constexpr std::chrono::microseconds last_moments{1000};
 bool reap_if_gone(const record_ptr& target);
 
 // Joins `thread` if it is gone by `end` (not never): 0 then, else an errno.
@@ -58,8 +61,9 @@ class reaper {
   void ensure_running();
 
   // An ended thread that no joiner can join (none, or suspended, killed, timed out): the reaper
-  // claims it unless a joiner did. By id: a thread's record holds its stack's mapping, which a
-  // reference waiting here would keep after a joiner claimed and joined the thread.
+  // claims it unless a joiner (or status()) did, within about a millisecond (it gathers). By id: a
+  // thread's record holds its stack's mapping, which a reference waiting here would keep after a
+  // joiner claimed and joined the thread.
   void hand_over(thread_id ended);
 
   // From start(): `threads` are alive now; the reaper grows the futex table if it is due.

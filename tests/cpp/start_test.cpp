@@ -370,6 +370,24 @@ TEST_F(Start, JoinKeepsItsTimeoutWhileTheThreadIsStillEnding) {
   EXPECT_EQ(mthread::status(id), mthread::thread_state::terminated);
 }
 
+TEST_F(Start, StatusAnswersWhileAThreadIsHeldUpInItsEndAndItIsReapedAfter) {
+  std::atomic<bool> release{false};
+  std::atomic<bool> body_over{false};
+  const auto id = mthread::start_new_thread("slow-end", [&] {
+    held_at_exit.release = &release;
+    body_over = true;
+  });
+  ASSERT_TRUE(wait_for([&] { return body_over.load(); }));
+  // status() waits for a thread's last moments, not for one held up in them: nobody joins it.
+  for (int look = 0; look < 3; ++look) {
+    EXPECT_NE(mthread::status(id), mthread::thread_state::terminated);
+  }
+  EXPECT_FALSE(release.load());
+  release = true;
+  EXPECT_TRUE(wait_for([&] { return mthread::status(id) == mthread::thread_state::terminated; }));
+  EXPECT_FALSE(mt_test::in_list(id));
+}
+
 TEST_F(Start, AKillReachesAThreadJoiningOneThatIsStillEnding) {
   std::atomic<bool> release{false};
   const auto slow = mthread::start_new_thread("slow-end", [&] { held_at_exit.release = &release; });
