@@ -56,8 +56,20 @@ void park_while_suspended(thread_record& self) {
         self.kill_requested.load(std::memory_order_acquire)) {
       return;
     }
+    sleep_while_suspended(self, seen);
+  }
+}
+
+void sleep_while_suspended(thread_record& self, std::uint32_t seen) {
+  // seq_cst, with resume()'s clearing of the request and its look at asleep_suspended: either
+  // the look below sees the request gone, or resume() sees this thread asleep here and wakes it
+  // (after `seen`, so the sleep ends). The value before is put back: the suspend signal's
+  // handler may park inside another sleep here, which must still be woken when it returns.
+  const bool outer = self.asleep_suspended.exchange(true, std::memory_order_seq_cst);
+  if (self.suspend_requested.load(std::memory_order_seq_cst)) {
     self.park.wait(seen, deadline::never());
   }
+  self.asleep_suspended.store(outer, std::memory_order_seq_cst);
 }
 
 // --- the public control calls of thread.hpp --------------------------------------------------
@@ -120,7 +132,9 @@ bool resume(thread_id id) {
   if (target == nullptr || !target->suspend_requested.exchange(false, std::memory_order_seq_cst)) {
     return false;
   }
-  target->park.wake();
+  // A thread suspended while it slept in a wait is still asleep there, and sees the resume
+  // whenever that wait wakes it: only one that stopped for the suspension needs waking.
+  if (target->asleep_suspended.load(std::memory_order_seq_cst)) target->park.wake();
   return true;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
@@ -52,6 +53,13 @@ void throw_if_killed(thread_record& self);
 // Parks while suspended; returns on resume or kill. Async-signal-safe.
 void park_while_suspended(thread_record& self);
 
+// One sleep of a thread that saw its suspend request after `seen = self.park.prepare()`:
+// returns when woken (resume, kill, anything else) or at once if the request is gone already.
+// Every sleep of a suspended thread goes through here: resume() wakes a thread only while it
+// sleeps here, so resuming a thread that never stopped (suspended while it slept in a wait, and
+// still asleep there) costs no wake-up. Async-signal-safe.
+void sleep_while_suspended(thread_record& self, std::uint32_t seen);
+
 // Blocks the calling thread until `ready()` is true (returns true) or the deadline passes
 // (false). Parks while suspended, throws thread_killed when killed. `ready` runs with no lock
 // held. `arrived(going_to_sleep)` tells the parker when `ready()` may have turned true (see
@@ -74,7 +82,7 @@ bool wait_until(thread_record& self, const deadline& until, Ready&& ready, const
         self.park.wait(seen, until, arrived);
       }
     } else {
-      self.park.wait(seen, deadline::never());
+      sleep_while_suspended(self, seen);
     }
   }
 }

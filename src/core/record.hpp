@@ -85,6 +85,9 @@ struct thread_record {
 
   std::atomic<bool> suspendable{false};
   std::atomic<bool> suspend_requested{false};
+  // While the thread sleeps because it is suspended (sleep_while_suspended): the only sleep
+  // resume() has to wake it from; any other wait sees the resume when it next wakes.
+  std::atomic<bool> asleep_suspended{false};
   std::atomic<bool> kill_requested{false};
   std::atomic<bool> waiting{false};
   int kill_deferrals = 0;         // touched by the thread itself only

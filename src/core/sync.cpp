@@ -307,7 +307,7 @@ int binding::poll(pollfd* fds, std::size_t count, const deadline& until) {
     const auto seen = self->park.prepare();
     core::throw_if_killed(*self);
     if (self->suspend_requested.load(std::memory_order_acquire)) {
-      self->park.wait(seen, deadline::never());
+      core::sleep_while_suspended(*self, seen);
       continue;
     }
     const int ready = self->park.wait_fds(seen, fds, count, until);

@@ -66,7 +66,9 @@ struct atomic_section_state {
   PyThreadState* owner = nullptr;
   bool owner_is_ours = false;  // a thread mthread started leaves the section when it ends
   int depth = 0;
-  std::vector<python_thread*> threads;  // the PYTHON threads running Python code
+  // The PYTHON threads running Python code, in no order: each knows its place (a thread
+  // leaves by trading places with the last, not by a search through thousands).
+  std::vector<python_thread*> threads;
 };
 atomic_section_state atomic_section;
 
@@ -146,12 +148,13 @@ class python_thread final : public thread_hooks {
     PyEval_RestoreThread(state);
     tstate_ = state;
     current_ = this;
+    section_place_ = atomic_section.threads.size();
     atomic_section.threads.push_back(this);
     update_arming();  // a request may have come before the thread had a thread state
     if (atomic_section_held_by_other(tstate_)) wait_out_atomic_section();
     if (!binding::kill_requested()) call_function();
     release_python_objects();
-    std::erase(atomic_section.threads, this);
+    leave_section_threads();
     if (atomic_section.owner == tstate_) leave_atomic_section(tstate_, true);
     current_ = nullptr;
     tstate_ = nullptr;
@@ -380,6 +383,14 @@ class python_thread final : public thread_hooks {
     kwargs_.release().dec_ref();
   }
 
+  void leave_section_threads() {
+    std::vector<python_thread*>& threads = atomic_section.threads;
+    python_thread* last = threads.back();
+    threads[section_place_] = last;
+    last->section_place_ = section_place_;
+    threads.pop_back();
+  }
+
   static thread_local python_thread* current_;
 
   PyInterpreterState* interpreter_ = PyInterpreterState_Get();
@@ -398,6 +409,7 @@ class python_thread final : public thread_hooks {
   PyObject* kill_gone_ = nullptr;  // its callback
   bool kill_in_flight_ = false;    // that ThreadKilled still lives
   bool armed_ = false;
+  std::size_t section_place_ = 0;  // in atomic_section.threads
 };
 
 thread_local python_thread* python_thread::current_ = nullptr;

@@ -41,6 +41,29 @@ def test_other_threads_stop_until_unlock():
         assert mthread.kill(tid)
 
 
+def test_threads_that_ended_in_any_order_leave_the_others_stopped_by_the_section():
+    counters = [[0] for _ in range(12)]
+    ids = [start(busy, counter, name="busy%d" % i) for i, counter in enumerate(counters)]
+    assert wait_until(lambda: all(counter[0] > 100 for counter in counters))
+    # Ends from the middle, the last and the first place of the section's list of threads.
+    ended = {5, 11, 0, 7, 2}
+    for i in (5, 11, 0, 7, 2):
+        assert mthread.kill(ids[i])
+    assert wait_until(lambda: all(gone(ids[i]) for i in ended))
+    survivors = [counters[i] for i in range(len(ids)) if i not in ended]
+    mthread.lock()
+    try:
+        assert all(frozen_for(counter, 0.02) for counter in survivors)
+    finally:
+        mthread.unlock()
+    seen = [counter[0] for counter in survivors]
+    assert wait_until(lambda: all(c[0] > before for c, before in zip(survivors, seen)))
+    for i, tid in enumerate(ids):
+        if i not in ended:
+            assert mthread.kill(tid)
+    assert wait_until(lambda: all(gone(tid) for tid in ids))
+
+
 def test_nested_lock_needs_as_many_unlocks():
     counter = [0]
     tid = start(busy, counter, name="busy")
