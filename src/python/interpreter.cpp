@@ -144,7 +144,7 @@ class python_thread final : public thread_hooks {
     // The starter holds the GIL until its start_new_thread() returns and it goes on to its next
     // wait, microseconds later: wait for that on this CPU instead of sleeping on the GIL, which
     // would cost a wake-up (tens of microseconds when the CPU goes idle meanwhile).
-    wait_briefly_for_a_free_gil(std::chrono::microseconds(30));
+    wait_briefly_for_a_free_gil(std::chrono::microseconds(30), gil_releases_at_start_);
     PyEval_RestoreThread(state);
     tstate_ = state;
     current_ = this;
@@ -395,6 +395,8 @@ class python_thread final : public thread_hooks {
 
   PyInterpreterState* interpreter_ = PyInterpreterState_Get();
   std::string name_;
+  // gil_releases while the starter held the GIL, starting this thread.
+  const std::uint64_t gil_releases_at_start_ = gil_releases.load(std::memory_order_relaxed);
   py::object entry_, func_;
   py::tuple args_;
   py::dict kwargs_;

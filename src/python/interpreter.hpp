@@ -7,7 +7,9 @@
 #include <pybind11/pybind11.h>
 #include <sched.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <mthread/binding.hpp>
 #include <optional>
 #include <string>
@@ -59,9 +61,15 @@ std::size_t join_all(std::chrono::duration<double> grace);
 
 // --- template implementation ---
 
+// How often a binding call let go of the GIL. Where CPython does not say whether the GIL is held
+// (gil_probe.h), a thread that knew it held can tell whether a thread let go of it since.
+inline std::atomic<std::uint64_t> gil_releases{0};
+
 class gil_release {
  public:
-  gil_release() : saved_(PyEval_SaveThread()) {}
+  gil_release() : saved_(PyEval_SaveThread()) {
+    gil_releases.fetch_add(1, std::memory_order_relaxed);
+  }
   // Re-taking the GIL can end this thread (pthread_exit) during interpreter shutdown, so it
   // is done explicitly, never from a destructor.
   void reacquire() {
@@ -109,10 +117,22 @@ class core_wait_scope {
 // of the GIL (it sent, and is on its way into its own wait): taking the GIL now would sleep on
 // CPython's condition variable and pay a wake-up (20-60 µs on a small virtual machine). So wait
 // a few microseconds for the GIL to be free first, yielding the CPU (the holder may need it).
+// Where CPython does not say whether the GIL is held, it counts as held until a binding call
+// let go of it after `releases_seen` (a gil_releases count taken while it was held); without
+// that count there, no wait.
 inline void wait_briefly_for_a_free_gil(
-    std::chrono::microseconds patience = std::chrono::microseconds(3)) {
+    std::chrono::microseconds patience = std::chrono::microseconds(3),
+    std::optional<std::uint64_t> releases_seen = std::nullopt) {
   const auto until = std::chrono::steady_clock::now() + patience;
-  while (mthread_gil_locked() == 1 && std::chrono::steady_clock::now() < until) sched_yield();
+  for (;;) {
+    const int locked = mthread_gil_locked();
+    const bool held = locked >= 0
+                          ? locked == 1
+                          : releases_seen.has_value() &&
+                                gil_releases.load(std::memory_order_relaxed) == *releases_seen;
+    if (!held || std::chrono::steady_clock::now() >= until) return;
+    sched_yield();
+  }
 }
 
 template <class T, class Attempt>
