@@ -84,7 +84,12 @@ class on_stack_top {
 
 thread_record::thread_record(thread_id id_, thread_type type_, std::string name_,
                              std::size_t mailbox_depth)
-    : id(id_), type(type_), name(std::move(name_)), stack(no_stack()), box(mailbox_depth) {}
+    : id(id_),
+      slot(id_),
+      type(type_),
+      name(std::move(name_)),
+      stack(no_stack()),
+      box(mailbox_depth) {}
 
 record_ptr make_started_record(thread_id id, thread_type type, std::string_view name,
                                std::size_t mailbox_depth, std::size_t stack_bytes, void* body,

@@ -20,6 +20,7 @@
 
 #include "core/mailbox.hpp"
 #include "core/parker.hpp"
+#include "core/slots.hpp"
 #include "core/stack.hpp"
 #include "mthread/binding.hpp"
 #include "mthread/thread.hpp"
@@ -61,11 +62,19 @@ struct thread_record {
   // A started thread's, made by make_started_record().
   thread_record(thread_id id_, thread_type type_, std::string name_, std::size_t mailbox_depth,
                 stack_region& stack_)
-      : id(id_), type(type_), name(std::move(name_)), stack(stack_), box(mailbox_depth) {}
+      : id(id_),
+        slot(id_),
+        type(type_),
+        name(std::move(name_)),
+        stack(stack_),
+        box(mailbox_depth) {}
   thread_record(const thread_record&) = delete;
   thread_record& operator=(const thread_record&) = delete;
 
   const thread_id id;
+  // The registry's entry and the state flags others read (see slots.hpp); given back when the
+  // record goes.
+  const owned_slot slot;
   const thread_type type;
   const std::string name;
   // Native threads are parked by a signal wherever they run; the others only at the places
@@ -84,12 +93,12 @@ struct thread_record {
   std::atomic<long> os_tid{0};
 
   std::atomic<bool> suspendable{false};
-  std::atomic<bool> suspend_requested{false};
+  std::atomic<bool>& suspend_requested = slot->suspend_requested;
   // While the thread sleeps because it is suspended (sleep_while_suspended): the only sleep
   // resume() has to wake it from; any other wait sees the resume when it next wakes.
   std::atomic<bool> asleep_suspended{false};
   std::atomic<bool> kill_requested{false};
-  std::atomic<bool> waiting{false};
+  std::atomic<bool>& waiting = slot->waiting;
   int kill_deferrals = 0;         // touched by the thread itself only
   bool suspension_ended = false;  // likewise
 
@@ -126,16 +135,7 @@ struct thread_record {
   thread_record* joining = nullptr;  // the thread this one is blocked in join() on; registry's lock
   std::atomic<bool> reap_claimed{false};
 
-  // The registry's entry, kept in the record (no allocation of its own): the registry's
-  // reference, and the next record of the same bucket. The registry's lock.
-  std::shared_ptr<thread_record> registered;
-  thread_record* next_in_bucket = nullptr;
-
-  thread_state state() const {
-    if (suspend_requested.load(std::memory_order_acquire)) return thread_state::suspended;
-    if (waiting.load(std::memory_order_acquire)) return thread_state::waiting;
-    return thread_state::running;
-  }
+  thread_state state() const { return slot->state(); }
 };
 
 using record_ptr = std::shared_ptr<thread_record>;

@@ -44,13 +44,12 @@ registry& registry::instance() {
   return instance.get();
 }
 
-registry::registry() : buckets_(64), limit_(limit_from_environment()) {
+registry::registry() : limit_(limit_from_environment()) {
   main_ = std::make_shared<thread_record>(next_id(), thread_type::main, "MainThread",
                                           default_mailbox_depth);
   main_->os_tid.store(getpid(), std::memory_order_relaxed);
-  main_->registered = main_;
-  bucket_of(main_->id) = main_.get();
-  count_ = 1;
+  main_->slot->registered = main_;
+  live_.insert(*main_->slot);
   // The thread that forks is the child's main thread: it asks again there.
   pthread_atfork(nullptr, nullptr, [] { main_checked = false; });
 }
@@ -67,51 +66,29 @@ void registry::set_self(thread_record* record) {
   current = record;
 }
 
-thread_record* registry::lookup(thread_id id) const {
-  thread_record* record = buckets_[id & (buckets_.size() - 1)];
-  while (record != nullptr && record->id != id) record = record->next_in_bucket;
-  return record;
-}
-
-void registry::grow() {
-  std::vector<thread_record*> old(2 * buckets_.size());
-  old.swap(buckets_);
-  for (thread_record* chain : old) {
-    while (chain != nullptr) {
-      thread_record* next = chain->next_in_bucket;
-      thread_record*& head = bucket_of(chain->id);
-      chain->next_in_bucket = head;
-      head = chain;
-      chain = next;
-    }
-  }
+const record_ptr* registry::lookup(thread_id id) const {
+  const thread_slot* slot = live_.find(id);
+  return slot == nullptr ? nullptr : &slot->registered;
 }
 
 std::size_t registry::add(record_ptr record) {
   std::lock_guard guard(lock_);
-  if (count_ - 1 >= limit_) {
+  if (live_.size() - 1 >= limit_) {
     throw error("mthread: cannot start thread \"" + record->name + "\": the limit of " +
                 std::to_string(limit_) +
                 " threads is reached (raise it with the environment variable "
                 "MTHREAD_MAX_THREADS or the CMake option MTHREAD_MAX_THREADS)");
   }
-  if (count_ == buckets_.size()) grow();
-  thread_record*& head = bucket_of(record->id);
-  record->next_in_bucket = head;
-  head = record.get();
-  record->registered = std::move(record);
-  return ++count_;
+  thread_slot& slot = *record->slot;
+  slot.registered = std::move(record);
+  live_.insert(slot);
+  return live_.size();
 }
 
 record_ptr registry::remove(thread_id id) {
   std::lock_guard guard(lock_);
-  thread_record** link = &bucket_of(id);
-  while (*link != nullptr && (*link)->id != id) link = &(*link)->next_in_bucket;
-  if (*link == nullptr) return nullptr;
-  thread_record* found = *link;
-  *link = found->next_in_bucket;
-  found->next_in_bucket = nullptr;
-  --count_;
+  thread_slot* found = live_.erase(id);
+  if (found == nullptr) return nullptr;
   record_ptr removed = std::move(found->registered);
   if (ended_names_.size() == names_kept) ended_names_.pop_front();
   ended_names_.emplace_back(id, removed->name);
@@ -122,7 +99,7 @@ record_ptr registry::remove(thread_id id) {
 
 std::optional<std::string> registry::recent_name(thread_id id) const {
   std::lock_guard guard(lock_);
-  if (const thread_record* record = lookup(id)) return record->name;
+  if (const record_ptr* record = lookup(id)) return (*record)->name;
   for (const auto& [ended, name] : ended_names_) {
     if (ended == id) return name;
   }
@@ -131,14 +108,14 @@ std::optional<std::string> registry::recent_name(thread_id id) const {
 
 thread_state registry::state_of(thread_id id) const {
   std::lock_guard guard(lock_);
-  const thread_record* record = lookup(id);
-  return record == nullptr ? thread_state::terminated : record->state();
+  const thread_slot* slot = live_.find(id);
+  return slot == nullptr ? thread_state::terminated : slot->state();
 }
 
 record_ptr registry::find(thread_id id) const {
   std::lock_guard guard(lock_);
-  const thread_record* record = lookup(id);
-  return record == nullptr ? nullptr : record->registered;
+  const record_ptr* record = lookup(id);
+  return record == nullptr ? nullptr : *record;
 }
 
 namespace {
@@ -198,10 +175,8 @@ std::vector<record_ptr> registry::all() const {
   std::vector<record_ptr> result;
   {
     std::lock_guard guard(lock_);
-    result.reserve(count_);
-    for (const thread_record* chain : buckets_) {
-      for (; chain != nullptr; chain = chain->next_in_bucket) result.push_back(chain->registered);
-    }
+    result.reserve(live_.size());
+    live_.for_each([&](const thread_slot& slot) { result.push_back(slot.registered); });
   }
   std::sort(result.begin(), result.end(),
             [](const record_ptr& a, const record_ptr& b) { return a->id < b->id; });
@@ -223,8 +198,8 @@ bool registry::wake_joiners_of(const thread_record& ended) const {
 record_ptr registry::ended_target_of(const thread_record& joiner) const {
   std::lock_guard guard(lock_);
   if (joiner.joining == nullptr || !joiner.joining->ended.load()) return nullptr;
-  const thread_record* target = lookup(joiner.joining->id);
-  return target == nullptr ? nullptr : target->registered;
+  const record_ptr* target = lookup(joiner.joining->id);
+  return target == nullptr ? nullptr : *target;
 }
 
 void registry::add_joiner(thread_record* joiner, thread_record* target) {

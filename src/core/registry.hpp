@@ -14,6 +14,7 @@
 
 #include "core/no_destroy.hpp"
 #include "core/record.hpp"
+#include "core/slots.hpp"
 
 namespace mthread::core {
 
@@ -37,8 +38,8 @@ class registry {
   // outlives its sender, and whoever shows it wants the sender's name.
   std::optional<std::string> recent_name(thread_id id) const;
   record_ptr find(thread_id id) const;
-  // The state of a live thread, or terminated; takes no reference (touches only the two cache
-  // lines of the record that hold its id and its state: it is the whole of status()).
+  // The state of a live thread, or terminated; takes no reference and touches only slots, not
+  // records (it is the whole of status() for a thread that is not running).
   thread_state state_of(thread_id id) const;
   // find() for the hot path of a thread that sends to the same thread again and again: the
   // calling thread remembers its last target, so a repeat takes no lock and no reference count
@@ -65,15 +66,10 @@ class registry {
  private:
   friend class no_destroy<registry>;
   registry();
-  // The live threads by id, chained through their records (thread_record::registered and
-  // next_in_bucket): an entry costs no allocation. Ids come in sequence, so the low bits spread
-  // them evenly; the table doubles when there are more threads than buckets.
-  thread_record* lookup(thread_id id) const;
-  thread_record*& bucket_of(thread_id id) { return buckets_[id & (buckets_.size() - 1)]; }
-  void grow();
+  // The registry's reference to the record of a live thread, or nullptr.
+  const record_ptr* lookup(thread_id id) const;
   mutable std::mutex lock_;
-  std::vector<thread_record*> buckets_;
-  std::size_t count_ = 0;
+  slot_table live_;  // the live threads' slots; each holds the registry's reference to its record
   // target -> the threads blocked in join() on it
   std::unordered_multimap<const thread_record*, thread_record*> joiners_;
   static constexpr std::size_t names_kept = 64;

@@ -1,0 +1,83 @@
+#include "core/slots.hpp"
+
+#include "core/no_destroy.hpp"
+
+namespace mthread::core {
+
+slot_pool& slot_pool::shared() {
+  static no_destroy<slot_pool> pool;
+  return pool.get();
+}
+
+thread_slot& slot_pool::take(thread_id id) {
+  std::lock_guard guard(lock_);
+  if (free_ == nullptr) {
+    chunks_.push_back(std::make_unique<thread_slot[]>(chunk_slots));
+    thread_slot* chunk = chunks_.back().get();
+    // Chained so that the chunk's first slot is taken first.
+    for (std::size_t index = chunk_slots; index-- > 0;) {
+      chunk[index].next = free_;
+      free_ = &chunk[index];
+    }
+  }
+  thread_slot& slot = *free_;
+  free_ = slot.next;
+  slot.id = id;
+  slot.next = nullptr;
+  slot.suspend_requested.store(false, std::memory_order_relaxed);
+  slot.waiting.store(false, std::memory_order_relaxed);
+  return slot;
+}
+
+void slot_pool::give_back(thread_slot& slot) {
+  std::lock_guard guard(lock_);
+  slot.id = 0;
+  slot.next = free_;
+  free_ = &slot;
+}
+
+std::size_t slot_pool::capacity() const {
+  std::lock_guard guard(lock_);
+  return chunks_.size() * chunk_slots;
+}
+
+void slot_table::insert(thread_slot& slot) {
+  if (count_ == buckets_.size()) grow();
+  thread_slot*& head = bucket_of(slot.id);
+  slot.next = head;
+  head = &slot;
+  ++count_;
+}
+
+thread_slot* slot_table::find(thread_id id) const {
+  thread_slot* slot = buckets_[id & (buckets_.size() - 1)];
+  while (slot != nullptr && slot->id != id) slot = slot->next;
+  return slot;
+}
+
+thread_slot* slot_table::erase(thread_id id) {
+  thread_slot** link = &bucket_of(id);
+  while (*link != nullptr && (*link)->id != id) link = &(*link)->next;
+  thread_slot* found = *link;
+  if (found == nullptr) return nullptr;
+  *link = found->next;
+  found->next = nullptr;
+  --count_;
+  return found;
+}
+
+void slot_table::grow() {
+  std::vector<thread_slot*> old(2 * buckets_.size());
+  old.swap(buckets_);
+  for (thread_slot* chain : old) {
+    while (chain != nullptr) {
+      thread_slot* next = chain->next;
+      thread_slot*& head = bucket_of(chain->id);
+      chain->next = head;
+      head = chain;
+      chain = next;
+    }
+  }
+}
+
+}  // namespace mthread::core
