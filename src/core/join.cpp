@@ -20,12 +20,7 @@ namespace {
 // its deadline; a joiner that must stop waiting hands its claim to the reaper.
 void join_or_hand_to_reaper(thread_record& self, const record_ptr& target, const deadline& until) {
   if (target->reap_claimed.exchange(true)) return;  // the reaper has it
-  const deadline spin_end = deadline::after(std::chrono::microseconds(20));
-  int joined = EBUSY;
-  while ((joined = pthread_tryjoin_np(target->handle, nullptr)) == EBUSY && !spin_end.passed()) {
-    sched_yield();
-  }
-  if (joined == 0) {
+  if (join_without_sleeping(target->handle, deadline::after(std::chrono::microseconds(20)))) {
     forget(*target);
     return;
   }

@@ -1,6 +1,7 @@
 // The reaper thread, the futex table it sizes, and the joins it shares with join().
 #include "core/reaper.hpp"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -24,17 +25,36 @@ void forget(thread_record& joined) {
   registry::instance().remove(joined.id);
 }
 
+bool join_without_sleeping(pthread_t thread, const deadline& end) {
+  for (;;) {
+    const int joined = pthread_tryjoin_np(thread, nullptr);
+    if (joined == 0) return true;
+    if (joined != EBUSY || end.passed()) return false;
+    sched_yield();
+  }
+}
+
 bool reap_if_gone(const record_ptr& target) {
   if (!target->ended.load() || target.get() == registry::self()) return false;
-  if (target->reap_claimed.load() || target->reap_claimed.exchange(true)) return false;
-  // Its body is over: what is left (thread_local destructors, the exit) takes microseconds.
-  // Waiting for that beats reporting RUNNING for a thread that ran everything; a slow one is
-  // left to the reaper.
-  if (join_until(target->handle, deadline::after(last_moments)) != 0) {
-    reaper::instance().take_over(target);
-    return false;
+  // Its body is over: what is left (thread_local destructors, the exit, the join) takes
+  // microseconds. Waiting for that beats reporting RUNNING for a thread that ran everything; one
+  // that takes longer is left to the reaper. Without sleeping: a sleep for microseconds costs a
+  // wake-up that takes longer (tens of microseconds on a small virtual machine).
+  const deadline patience = deadline::after(last_moments);
+  if (!target->reap_claimed.load() && !target->reap_claimed.exchange(true)) {
+    if (!join_without_sleeping(target->handle, patience)) {
+      reaper::instance().take_over(target);
+      return false;
+    }
+    forget(*target);
+    return true;
   }
-  forget(*target);
+  // A joiner or the reaper claimed it: it is gone as soon as they have joined it.
+  auto& threads = registry::instance();
+  while (threads.state_of(target->id) != thread_state::terminated) {
+    if (patience.passed()) return false;
+    sched_yield();
+  }
   return true;
 }
 
@@ -93,6 +113,21 @@ void reaper::hand_over(thread_id ended) {
   }
   // The reaper gathers for a while after the first (see run()): the others need no wake-up.
   if (first) ready_.notify_one();
+}
+
+void reaper::reap_exited() {
+  std::lock_guard guard(lock_);
+  std::erase_if(unclaimed_, [](thread_id id) {
+    const record_ptr ended = registry::instance().find(id);
+    if (ended == nullptr || ended->reap_claimed.exchange(true)) return true;  // gone, or claimed
+    if (pthread_tryjoin_np(ended->handle, nullptr) != 0) {
+      // Still exiting: left here, unclaimed, for the next look or the reaper.
+      ended->reap_claimed.store(false);
+      return false;
+    }
+    forget(*ended);
+    return true;
+  });
 }
 
 void reaper::note_thread_count(std::size_t threads) {

@@ -21,11 +21,15 @@ namespace mthread::core {
 // registry, so "status() is TERMINATED" means its stack and mailbox are freed.
 void forget(thread_record& joined);
 
-// For status(): a thread whose body is over and that nobody claimed yet is joined and forgotten
-// here, waiting at most `last_moments` for its exit, instead of whenever the reaper gets to it.
-// True when it is gone now.
+// For status(): a thread whose body is over is waited for, at most `last_moments`, until it is
+// gone: joined and forgotten here if nobody claimed it yet, else by whoever did (the reaper, a
+// joiner). True when it is gone now.
 inline constexpr std::chrono::microseconds last_moments{1000};
 bool reap_if_gone(const record_ptr& target);
+
+// Joins `thread` if it is gone by `end`, looking again and again without sleeping (for a
+// thread in its last microseconds). True when joined.
+bool join_without_sleeping(pthread_t thread, const deadline& end);
 
 // Joins `thread` if it is gone by `end` (not never): 0 then, else an errno.
 int join_until(pthread_t thread, const deadline& end);
@@ -61,10 +65,15 @@ class reaper {
   void ensure_running();
 
   // An ended thread that no joiner can join (none, or suspended, killed, timed out): the reaper
-  // claims it unless a joiner (or status()) did, within about a millisecond (it gathers). By id: a
-  // thread's record holds its stack's mapping, which a reference waiting here would keep after a
-  // joiner claimed and joined the thread.
+  // claims it unless a joiner, status() or a start did, after gathering for about a millisecond
+  // (see run()). By id: a thread's record holds its stack's mapping, which a reference waiting
+  // here would keep after a joiner claimed and joined the thread.
   void hand_over(thread_id ended);
+
+  // From start(): joins, without waiting, the ended threads handed over that have exited, so
+  // that their stacks are back in the cache for the thread about to start (the reaper gathers
+  // for a while before it gets to them).
+  void reap_exited();
 
   // From start(): `threads` are alive now; the reaper grows the futex table if it is due.
   void note_thread_count(std::size_t threads);

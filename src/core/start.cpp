@@ -114,6 +114,7 @@ thread_id start_thread(std::string_view name, const start_options& options, thre
   }
   core::install_signal_handlers();
   core::reaper::instance().ensure_running();
+  core::reaper::instance().reap_exited();
 
   auto& threads = registry::instance();
   const std::size_t size =
