@@ -4,12 +4,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "../test_util.hpp"
 #include "core/registry.hpp"
+#include "mthread/binding.hpp"
 #include "mthread/messaging.hpp"
 #include "mthread/thread.hpp"
 
@@ -20,18 +22,23 @@ namespace {
 
 class Resume : public mt_test::MthreadTest {};
 
-// A thread that takes messages until it is killed, counting them.
+// A thread that takes messages until it is killed, counting them. A SERVICE thread, as a
+// binding's are: a NATIVE one is stopped by a signal, which wakes it wherever it sleeps.
 struct receiver {
   std::atomic<int> received{0};
   mthread::thread_id id = 0;
 
   receiver() {
-    id = mthread::start_new_thread("receiver", [this] {
-      mthread::allow_suspend(true);
-      for (;;) {
-        if (mthread::get_msg(30s).type != mthread::msg_type::none) ++received;
-      }
-    });
+    id =
+        mthread::binding::start("receiver", mthread::start_options{}, mthread::thread_type::service,
+                                std::make_shared<mthread::thread_hooks>(), [this] {
+                                  mthread::allow_suspend(true);
+                                  for (;;) {
+                                    if (mthread::get_msg(30s).type != mthread::msg_type::none) {
+                                      ++received;
+                                    }
+                                  }
+                                });
   }
   ~receiver() {
     mthread::kill(id);
