@@ -58,8 +58,17 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
   const deadline until = deadline::after(timeout);
   auto gone = [&] { return threads.find(id) == nullptr; };
   if (call.self() == nullptr) {
+    // No joiner record, so the thread's end counts on the reaper, which gathers for a
+    // millisecond: join it here once its body is over, as status() does (once: one whose end is
+    // slow is left to the reaper, not spun on at every look).
+    bool reaped_once = false;
     while (!gone()) {
       if (until.passed()) return false;
+      if (!reaped_once && target->ended.load()) {
+        reaped_once = true;
+        if (core::reap_if_gone(target)) return true;
+        continue;
+      }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     return true;

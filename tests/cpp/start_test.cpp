@@ -1,11 +1,13 @@
 // start_new_thread, ids, names (whole, and the OS-level name), arguments, options, the thread's
 // own view of itself, threads mthread does not know, join, and exceptions escaping a thread.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <memory>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -368,6 +370,27 @@ TEST_F(Start, JoinKeepsItsTimeoutWhileTheThreadIsStillEnding) {
   release = true;
   EXPECT_TRUE(mthread::join(id, 5s));
   EXPECT_EQ(mthread::status(id), mthread::thread_state::terminated);
+}
+
+// A thread mthread does not know (a std::thread, a threading.Thread) has no record to be woken
+// through: its join() joins the ended thread itself, as status() does, instead of waiting for
+// the reaper, which gathers ended threads for a millisecond before it joins them.
+TEST_F(Start, JoinFromAThreadMthreadDoesNotKnowDoesNotWaitForTheReapersRound) {
+  std::vector<std::chrono::nanoseconds> took;
+  std::thread([&] {
+    for (int round = 0; round < 31; ++round) {
+      std::atomic<bool> over{false};
+      const auto id = mthread::start_new_thread("quick", [&] { over = true; });
+      ASSERT_TRUE(wait_for([&] { return over.load(); }));
+      const auto t0 = mt_test::clock_type::now();
+      ASSERT_TRUE(mthread::join(id, 5s));
+      took.push_back(mt_test::clock_type::now() - t0);
+      EXPECT_EQ(mthread::status(id), mthread::thread_state::terminated);
+    }
+  }).join();
+  ASSERT_EQ(took.size(), 31u);
+  std::nth_element(took.begin(), took.begin() + 15, took.end());
+  EXPECT_LT(took[15], 800us) << "the median join waited for the reaper";
 }
 
 TEST_F(Start, StatusAnswersWhileAThreadIsHeldUpInItsEndAndItIsReapedAfter) {

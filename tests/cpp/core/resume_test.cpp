@@ -23,7 +23,7 @@ namespace {
 class Resume : public mt_test::MthreadTest {};
 
 // A thread that takes messages until it is killed, counting them. A SERVICE thread, as a
-// binding's are: a NATIVE one is stopped by a signal, which wakes it wherever it sleeps.
+// binding's are: a NATIVE one is stopped by a signal, which ends a sleep with a deadline.
 struct receiver {
   std::atomic<int> received{0};
   mthread::thread_id id = 0;
@@ -67,6 +67,35 @@ TEST_F(Resume, AThreadSuspendedAsleepInAWaitIsNotWokenAndStillResumes) {
   // It was resumed all the same: a message reaches it at once.
   ASSERT_TRUE(mthread::send_msg(r.id, 1));
   EXPECT_TRUE(wait_for([&] { return r.received.load() == 1; }));
+}
+
+// A native thread is suspended by a signal; the kernel restarts a sleep without a deadline
+// after the handler, so one asleep in such a wait stays asleep there, as a binding's thread does.
+TEST_F(Resume, ANativeThreadAsleepInAWaitWithoutDeadlineIsNotWokenAndStillResumes) {
+  std::atomic<int> received{0};
+  const auto id = mthread::start_new_thread("native-receiver", [&] {
+    mthread::allow_suspend(true);
+    for (;;) {
+      if (mthread::binding::get_msg(mthread::deadline::never()).type != mthread::msg_type::none) {
+        ++received;
+      }
+    }
+  });
+  const auto record = mthread::core::registry::instance().find(id);
+  ASSERT_NE(record, nullptr);
+  ASSERT_TRUE(wait_for([&] {
+    return mthread::status(id) == mthread::thread_state::waiting && record->park.sleeping();
+  }));
+  const std::uint32_t before = record->park.prepare();
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(mthread::suspend(id));
+    ASSERT_TRUE(mthread::resume(id));
+  }
+  EXPECT_EQ(record->park.prepare(), before) << "suspend or resume woke the sleeping thread";
+  ASSERT_TRUE(mthread::send_msg(id, 1));
+  EXPECT_TRUE(wait_for([&] { return received.load() == 1; }));
+  EXPECT_TRUE(mthread::kill(id));
+  EXPECT_TRUE(mthread::join(id, 10s));
 }
 
 TEST_F(Resume, AThreadThatStoppedForTheSuspensionIsWoken) {
