@@ -458,7 +458,8 @@ def main():
         return
     result = {"python": sys.version.split()[0], "ns": ns, "broadcast_ns": bns, "reps": args.reps,
               "method": "per thread: a phase's wall time / N (mean over the N threads), "
-                        "in-process, each side in a fresh process of its own; median of the runs",
+                        "in-process, each side in a fresh process of its own; median of the runs; "
+                        f"status, suspend and resume: the median of {CHEAP_ROUNDS} rounds a run",
               "scale": {}, "broadcast": {}}
     if args.only != "broadcast":
         for name in sides:
