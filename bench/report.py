@@ -89,7 +89,7 @@ def cpp_figures(gb):
          "msg/s", rate("msg_throughput_mthread"), rate("msg_throughput_cv"), "min", 3.0),
         ("cpp.start_join_vs_std", "C++ start + join vs std::thread", "ns",
          t("start_join_mthread"), t("start_join_std"), "max", 1.1),
-        ("cpp.rss_idle_vs_std", "C++ RSS per idle thread (200 threads) vs std::thread", "bytes",
+        ("cpp.rss_idle_vs_std", "C++ RSS per idle thread (1000 threads) vs std::thread", "bytes",
          c("rss_idle_mthread", "rss_per_thread_bytes"), c("rss_idle_std", "rss_per_thread_bytes"),
          "max", 1.0),
         ("cpp.suspend_p50", "C++ suspend latency p50 (compute loop → stopped)", "us",

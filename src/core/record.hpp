@@ -81,6 +81,9 @@ struct thread_record {
   // their binding chooses (see binding.hpp).
   bool preemptive() const { return type == thread_type::native; }
 
+  // The registry's reference to this record, while the thread is in the registry (its lock): kept
+  // here rather than in the slot, which every thread pays for in a dense pool.
+  std::shared_ptr<thread_record> in_registry;
   std::shared_ptr<thread_hooks> hooks;
   thread_body body;
   // Empty for the main thread. Its pages are dropped once the thread is joined; the mapping,
@@ -93,12 +96,12 @@ struct thread_record {
   std::atomic<long> os_tid{0};
 
   std::atomic<bool> suspendable{false};
-  std::atomic<bool>& suspend_requested = slot->suspend_requested;
+  slot_flag suspend_requested = slot->suspend_requested();
   // While the thread sleeps because it is suspended (sleep_while_suspended): the only sleep
   // resume() has to wake it from; any other wait sees the resume when it next wakes.
   std::atomic<bool> asleep_suspended{false};
   std::atomic<bool> kill_requested{false};
-  std::atomic<bool>& waiting = slot->waiting;
+  slot_flag waiting = slot->waiting();
   int kill_deferrals = 0;         // touched by the thread itself only
   bool suspension_ended = false;  // likewise
 
@@ -137,6 +140,9 @@ struct thread_record {
 
   thread_state state() const { return slot->state(); }
 };
+
+// The slot keeps the record's address and its flags in one word: the flags take its low bits.
+static_assert(alignof(thread_record) > thread_slot::flag_bits);
 
 using record_ptr = std::shared_ptr<thread_record>;
 

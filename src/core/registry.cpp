@@ -48,7 +48,8 @@ registry::registry() : limit_(limit_from_environment()) {
   main_ = std::make_shared<thread_record>(next_id(), thread_type::main, "MainThread",
                                           default_mailbox_depth);
   main_->os_tid.store(getpid(), std::memory_order_relaxed);
-  main_->slot->registered = main_;
+  main_->slot->set_record(main_.get());
+  main_->in_registry = main_;
   live_.insert(*main_->slot);
   // The thread that forks is the child's main thread: it asks again there.
   pthread_atfork(nullptr, nullptr, [] { main_checked = false; });
@@ -68,7 +69,7 @@ void registry::set_self(thread_record* record) {
 
 const record_ptr* registry::lookup(thread_id id) const {
   const thread_slot* slot = live_.find(id);
-  return slot == nullptr ? nullptr : &slot->registered;
+  return slot == nullptr ? nullptr : &slot->record()->in_registry;
 }
 
 std::size_t registry::add(record_ptr record) {
@@ -80,7 +81,8 @@ std::size_t registry::add(record_ptr record) {
                 "MTHREAD_MAX_THREADS or the CMake option MTHREAD_MAX_THREADS)");
   }
   thread_slot& slot = *record->slot;
-  slot.registered = std::move(record);
+  slot.set_record(record.get());
+  slot.record()->in_registry = std::move(record);
   live_.insert(slot);
   return live_.size();
 }
@@ -89,7 +91,8 @@ record_ptr registry::remove(thread_id id) {
   std::lock_guard guard(lock_);
   thread_slot* found = live_.erase(id);
   if (found == nullptr) return nullptr;
-  record_ptr removed = std::move(found->registered);
+  record_ptr removed = std::move(found->record()->in_registry);
+  found->set_record(nullptr);
   if (ended_names_.size() == names_kept) ended_names_.pop_front();
   ended_names_.emplace_back(id, removed->name);
   const auto [first, last] = joiners_.equal_range(removed.get());
@@ -176,7 +179,7 @@ std::vector<record_ptr> registry::all() const {
   {
     std::lock_guard guard(lock_);
     result.reserve(live_.size());
-    live_.for_each([&](const thread_slot& slot) { result.push_back(slot.registered); });
+    live_.for_each([&](const thread_slot& slot) { result.push_back(slot.record()->in_registry); });
   }
   std::sort(result.begin(), result.end(),
             [](const record_ptr& a, const record_ptr& b) { return a->id < b->id; });

@@ -24,8 +24,7 @@ thread_slot& slot_pool::take(thread_id id) {
   free_ = slot.next;
   slot.id = id;
   slot.next = nullptr;
-  slot.suspend_requested.store(false, std::memory_order_relaxed);
-  slot.waiting.store(false, std::memory_order_relaxed);
+  slot.word.store(0, std::memory_order_relaxed);
   return slot;
 }
 
@@ -42,7 +41,7 @@ std::size_t slot_pool::capacity() const {
 }
 
 void slot_table::insert(thread_slot& slot) {
-  if (count_ == buckets_.size()) grow();
+  if (count_ == 2 * buckets_.size()) grow();
   thread_slot*& head = bucket_of(slot.id);
   slot.next = head;
   head = &slot;

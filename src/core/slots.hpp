@@ -1,15 +1,16 @@
 // The registry's dense side of a thread: a slot per record, in a pool of fixed chunks, holding
-// what a lookup and status() read (the id, the bucket chain, the registry's reference, the two
-// state flags); and the table of live threads by id, chained through the slots.
+// what a lookup and status() read (the id, the bucket chain, the record, the two state flags);
+// and the table of live threads by id, chained through the slots.
 //
 // A started thread's record lives at the top of its own stack, so records sit a stack apart
 // (megabytes): with thousands of threads, a lookup that walked records would take a TLB miss and
-// cache misses a thread. Slots sit 64 bytes apart, so ten thousand of them fit in the L2 cache and
-// a few pages, and a lookup or status() never touches a record.
+// cache misses a thread. Slots sit 24 bytes apart, so ten thousand of them fit in the L2 cache and
+// a few pages, and status() never touches a record.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -20,30 +21,76 @@ namespace mthread::core {
 
 struct thread_record;
 
-// One cache line each: the thread itself writes `waiting` at every wait, and a neighbour's line
-// must not be read by other threads' lookups for it.
-struct alignas(64) thread_slot {
+// A flag of a slot, a bit of its word: reads and writes like a std::atomic<bool> (the same orders,
+// lock-free, so safe in a signal handler).
+class slot_flag {
+ public:
+  slot_flag(std::atomic<std::uintptr_t>& word, std::uintptr_t bit) : word_(word), bit_(bit) {}
+
+  bool load(std::memory_order order = std::memory_order_seq_cst) const {
+    return (word_.load(order) & bit_) != 0;
+  }
+  void store(bool value, std::memory_order order = std::memory_order_seq_cst) {
+    exchange(value, order);
+  }
+  bool exchange(bool value, std::memory_order order = std::memory_order_seq_cst) {
+    const std::uintptr_t before =
+        value ? word_.fetch_or(bit_, order) : word_.fetch_and(~bit_, order);
+    return (before & bit_) != 0;
+  }
+
+ private:
+  std::atomic<std::uintptr_t>& word_;
+  const std::uintptr_t bit_;
+};
+
+// 24 bytes: a slot is memory every thread pays for, and an idle thread must cost no more than a
+// std::thread (whose state is 48 bytes of heap). So the record's address and the two state flags
+// share a word (a record is aligned to 8: its low bits are free). Two or three slots share a cache
+// line: a thread writes its `waiting` bit twice a wait, rarely enough for a neighbour's lookups.
+struct thread_slot {
+  static constexpr std::uintptr_t suspend_requested_bit = 1;
+  static constexpr std::uintptr_t waiting_bit = 2;
+  static constexpr std::uintptr_t flag_bits = suspend_requested_bit | waiting_bit;
+
   thread_id id = 0;
   // The next slot of the same bucket while the thread is in the table; the next free slot while
   // the slot is in the pool. Guarded by the table's owner (the registry's lock) or the pool's.
   thread_slot* next = nullptr;
-  // The registry's reference to the record while the thread is in the registry (its lock).
-  std::shared_ptr<thread_record> registered;
-  std::atomic<bool> suspend_requested{false};
-  std::atomic<bool> waiting{false};
+  // The record (while the thread is in the registry; set and read under its lock) and the flags.
+  std::atomic<std::uintptr_t> word{0};
+
+  slot_flag suspend_requested() { return {word, suspend_requested_bit}; }
+  slot_flag waiting() { return {word, waiting_bit}; }
+
+  thread_record* record() const {
+    return reinterpret_cast<thread_record*>(word.load(std::memory_order_relaxed) & ~flag_bits);
+  }
+  // The registry holds its reference to the record in the record itself
+  // (thread_record::in_registry).
+  void set_record(thread_record* registered) {
+    const auto address = reinterpret_cast<std::uintptr_t>(registered);
+    std::uintptr_t expected = word.load(std::memory_order_relaxed);
+    while (!word.compare_exchange_weak(expected, (expected & flag_bits) | address,
+                                       std::memory_order_relaxed)) {
+    }
+  }
 
   // What status() says of a live thread.
   thread_state state() const {
-    if (suspend_requested.load(std::memory_order_acquire)) return thread_state::suspended;
-    if (waiting.load(std::memory_order_acquire)) return thread_state::waiting;
+    const std::uintptr_t flags = word.load(std::memory_order_acquire);
+    if ((flags & suspend_requested_bit) != 0) return thread_state::suspended;
+    if ((flags & waiting_bit) != 0) return thread_state::waiting;
     return thread_state::running;
   }
 };
 
+static_assert(sizeof(thread_slot) == 24, "a slot's size is an idle thread's memory: see above");
+
 // Slots in chunks that never move or go back to the heap; a freed slot is the next one taken.
 class slot_pool {
  public:
-  static constexpr std::size_t chunk_slots = 64;  // a page of slots
+  static constexpr std::size_t chunk_slots = 32;  // 768 bytes: few slots made and never used
 
   static slot_pool& shared();  // the one every record takes its slot from
 
@@ -81,8 +128,9 @@ class owned_slot {
 };
 
 // The live threads by id, chained through their slots (an entry costs no allocation). Ids come
-// in sequence, so the low bits spread them evenly; the table doubles when there are more entries
-// than buckets. Not thread-safe: its owner locks.
+// in sequence, so the low bits spread them evenly; the table doubles when there are twice as many
+// entries as buckets (chains of two cost less than a bucket a thread). Not thread-safe: its owner
+// locks.
 class slot_table {
  public:
   slot_table() : buckets_(64) {}
