@@ -10,10 +10,12 @@
 #pragma once
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -94,6 +96,9 @@ struct thread_record {
   // The kernel's id of the thread (/proc/self/task/<os_tid>), to say where a thread that
   // cannot be killed is blocked. 0 until the thread set it.
   std::atomic<long> os_tid{0};
+  // The CPUs the thread takes as its first act, when it was started on its starter's CPU alone
+  // (start.cpp, start_on_starters_cpu).
+  std::optional<cpu_set_t> cpus_after_start;
 
   std::atomic<bool> suspendable{false};
   slot_flag suspend_requested = slot->suspend_requested();

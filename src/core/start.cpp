@@ -1,6 +1,7 @@
 // Starting a thread: its record, stack and pthread; what runs on it from its entry to its end.
 #include <cxxabi.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -84,8 +85,50 @@ void finish(thread_record& self) {
   if (!joiner_will_join) reaper::instance().hand_over(self.id);
 }
 
+// A PYTHON thread runs only once its starter lets go of the interpreter's lock, which the starter
+// does on its own CPU microseconds later. Left to the kernel, a new thread goes to the idlest CPU:
+// on a small virtual machine one that is asleep and must be woken first (tens of microseconds),
+// while the starter's CPU goes to sleep as it waits for the thread. So the starter narrows its
+// own CPUs to the one it runs on while it creates the thread (a thread is created with its
+// creator's CPUs), and the thread takes back the starter's as its first act: it starts where the
+// lock is let go of, and the scheduler moves it from there as it likes. The three calls cost
+// about 2 µs; a start until its end is seen, in a fresh process, 65-75 µs instead of 68-141.
+// Nothing is narrowed when the starter may run on one CPU only or its CPUs cannot be read.
+class start_on_starters_cpu {
+ public:
+  start_on_starters_cpu(bool wanted, thread_record& record) {
+    if (!wanted) return;
+    cpu_set_t starters;
+    CPU_ZERO(&starters);
+    if (sched_getaffinity(0, sizeof starters, &starters) != 0 || CPU_COUNT(&starters) < 2) return;
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return;
+    cpu_set_t here;
+    CPU_ZERO(&here);
+    CPU_SET(cpu, &here);
+    if (sched_setaffinity(0, sizeof here, &here) != 0) return;
+    record.cpus_after_start = starters;
+    restore_ = &*record.cpus_after_start;
+  }
+  ~start_on_starters_cpu() {
+    if (restore_ != nullptr) sched_setaffinity(0, sizeof *restore_, restore_);
+  }
+  start_on_starters_cpu(const start_on_starters_cpu&) = delete;
+  start_on_starters_cpu& operator=(const start_on_starters_cpu&) = delete;
+
+  static void take_starters_cpus(const thread_record& self) {
+    if (self.cpus_after_start) {
+      sched_setaffinity(0, sizeof *self.cpus_after_start, &*self.cpus_after_start);
+    }
+  }
+
+ private:
+  const cpu_set_t* restore_ = nullptr;
+};
+
 void* thread_entry(void* argument) {
   auto& self = *static_cast<thread_record*>(argument);
+  start_on_starters_cpu::take_starters_cpus(self);
   registry::set_self(&self);
   self.handle = pthread_self();
   self.os_tid.store(static_cast<long>(syscall(SYS_gettid)), std::memory_order_relaxed);
@@ -128,7 +171,11 @@ thread_id start_thread(std::string_view name, const start_options& options, thre
   pthread_attr_init(&attributes);
   pthread_attr_setstack(&attributes, record->stack.low(), record->stack.thread_size());
   pthread_t handle;
-  const int failure = pthread_create(&handle, &attributes, core::thread_entry, record.get());
+  int failure = 0;
+  {
+    const start_on_starters_cpu placement(type == thread_type::python, *record);
+    failure = pthread_create(&handle, &attributes, core::thread_entry, record.get());
+  }
   pthread_attr_destroy(&attributes);
   if (failure != 0) {
     threads.remove(record->id);

@@ -1,5 +1,7 @@
 // binding::start: the only way to a thread that no signal stops (PYTHON, SERVICE), and only with
 // hooks that suspend and kill can reach it; a program written against mthread.hpp cannot make one.
+#include <sched.h>
+
 #include <atomic>
 #include <memory>
 
@@ -79,6 +81,28 @@ TEST_F(BindingStart, HooksHearSuspendAndKill) {
   ASSERT_TRUE(mthread::kill(id));
   EXPECT_EQ(hooks->kills.load(), 1);
   EXPECT_TRUE(mthread::join(id, 5s));
+}
+
+// A PYTHON thread is created on its starter's CPU (the starter narrows its own CPUs for the
+// creation): neither it nor its starter may stay narrowed. Each ends with the starter's CPUs.
+TEST_F(BindingStart, APythonThreadEndsUpWithItsStartersCpusAndTheStarterKeepsThem) {
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+  if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "one CPU: nothing is narrowed";
+  const auto hooks = std::make_shared<counting_hooks>();
+  for (int round = 0; round < 20; ++round) {
+    cpu_set_t seen;
+    CPU_ZERO(&seen);
+    const auto id = mthread::binding::start("placed", {}, mthread::thread_type::python, hooks,
+                                            [&] { sched_getaffinity(0, sizeof seen, &seen); });
+    cpu_set_t starter_after;
+    CPU_ZERO(&starter_after);
+    ASSERT_EQ(sched_getaffinity(0, sizeof starter_after, &starter_after), 0);
+    EXPECT_TRUE(CPU_EQUAL(&starter_after, &all)) << "round " << round;
+    ASSERT_TRUE(mthread::join(id, 5s));
+    EXPECT_TRUE(CPU_EQUAL(&seen, &all)) << "round " << round;
+  }
 }
 
 }  // namespace
