@@ -111,18 +111,26 @@ class start_on_starters_cpu {
     restore_ = &*record.cpus_after_start;
   }
   ~start_on_starters_cpu() {
-    if (restore_ != nullptr) sched_setaffinity(0, sizeof *restore_, restore_);
+    if (restore_ != nullptr) take_cpus(*restore_);
   }
   start_on_starters_cpu(const start_on_starters_cpu&) = delete;
   start_on_starters_cpu& operator=(const start_on_starters_cpu&) = delete;
 
   static void take_starters_cpus(const thread_record& self) {
-    if (self.cpus_after_start) {
-      sched_setaffinity(0, sizeof *self.cpus_after_start, &*self.cpus_after_start);
-    }
+    if (self.cpus_after_start) take_cpus(*self.cpus_after_start);
   }
 
  private:
+  // Should the CPUs the process may use have changed meanwhile (a cpuset), so that none of
+  // `cpus` is left, every CPU: the kernel keeps the thread to the ones it may use. Never one.
+  static void take_cpus(const cpu_set_t& cpus) {
+    if (sched_setaffinity(0, sizeof cpus, &cpus) == 0) return;
+    cpu_set_t every;
+    CPU_ZERO(&every);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &every);
+    sched_setaffinity(0, sizeof every, &every);
+  }
+
   const cpu_set_t* restore_ = nullptr;
 };
 
