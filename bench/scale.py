@@ -25,6 +25,8 @@ waits, and every operation is applied to all N of them, one phase after another:
 A figure is the phase's wall time divided by N (a mean over the N threads: periodic costs, a
 garbage collection or a slow wake-up, are in it), in-process (each side, and each kind of
 broadcast below, in a fresh process of its own), and of R such runs the median.
+Below 1000 threads there are three times as many runs (a phase over 100 threads lasts a few
+milliseconds, and the CPUs' state when it begins moves it by a third or more).
 The phases of mthread's cheapest calls (status, suspend, resume) are taken CHEAP_ROUNDS (5)
 times in a run, and the median round counts (threading's status, is_alive(), the same).
 Between phases the threads are let settle (every mthread thread WAITING; the same time given to
@@ -56,6 +58,11 @@ import mthread  # noqa: E402
 
 PATIENCE_MS = 600_000
 CHEAP_ROUNDS = 5
+# Runs below SMALL_N are this many times --reps: a phase over 10 or 100 threads lasts a few
+# milliseconds, and whether the CPUs were asleep or awake when it began moves it by a third or
+# more; the runs are cheap there, and the growth to 10000 divides by them.
+SMALL_N = 1000
+SMALL_N_RUNS_FACTOR = 3
 PHASES = ["start", "send", "bcast", "notify", "nbcast", "list", "status", "suspend", "resume",
           "kill", "join", "rss"]
 now = time.perf_counter_ns
@@ -393,10 +400,14 @@ def broadcast_run(kind, n):
 BROADCAST_KINDS = ["single", "broadcast", "threading_put", "notify_single", "notify_broadcast"]
 
 
+def runs_for(n, reps):
+    return reps * SMALL_N_RUNS_FACTOR if n < SMALL_N else reps
+
+
 def measure_side(side, ns, reps):
     result = {}
     for n in ns:
-        runs = [scale_run(side, n) for _ in range(reps)]
+        runs = [scale_run(side, n) for _ in range(runs_for(n, reps))]
         row = {phase: statistics.median(r[phase] for r in runs) for phase in runs[0]}
         row_mean = {phase: statistics.mean(r[phase] for r in runs) for phase in runs[0]}
         result[str(n)] = {"median": row, "mean": row_mean}
@@ -458,7 +469,8 @@ def main():
         return
     result = {"python": sys.version.split()[0], "ns": ns, "broadcast_ns": bns, "reps": args.reps,
               "method": "per thread: a phase's wall time / N (mean over the N threads), "
-                        "in-process, each side in a fresh process of its own; median of the runs; "
+                        "in-process, each side in a fresh process of its own; median of the runs "
+                        f"({SMALL_N_RUNS_FACTOR}x as many below {SMALL_N} threads); "
                         f"status, suspend and resume: the median of {CHEAP_ROUNDS} rounds a run",
               "scale": {}, "broadcast": {}}
     if args.only != "broadcast":

@@ -12,9 +12,11 @@
 // TERMINATED / std::thread::join), rss (resident memory after the start, less before).
 //
 // A figure is the phase's wall time divided by N (the mean over the N threads), in-process (each
-// side in a fresh process of its own); of the runs, the median. Between phases the threads settle
-// outside the timed part (between suspend and resume: a pause, every thread then parked). The
-// phases that wake threads also report the process's CPU time per thread (`send_cpu`, ...).
+// side in a fresh process of its own); of the runs, the median (three times as many runs below
+// 1000 threads; status, suspend and resume: the median of 5 rounds a run). Between phases the
+// threads settle outside the timed part (between suspend and resume: a pause, every thread then
+// parked). The phases that wake threads also report the process's CPU time per thread (`send_cpu`,
+// ...).
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -72,6 +74,13 @@ double cpu_ns() {
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
 }
+
+// As in bench/scale.py: the cheap phases' rounds in a run, and the runs below small_n threads
+// (small_n_runs_factor times --reps: a phase over 100 threads lasts a millisecond or less, and
+// the CPUs' state when it begins moves it by a third or more).
+constexpr int cheap_rounds = 5;
+constexpr std::size_t small_n = 1000;
+constexpr int small_n_runs_factor = 3;
 
 void settle_pause(std::size_t n) {
   std::this_thread::sleep_for(std::chrono::microseconds(20'000 + 2 * n));
@@ -155,30 +164,37 @@ figures run_mthread(std::size_t n) {
   f["list"] = static_cast<double>(now_ns() - t0);
   if (listed.size() < n + 1) throw std::runtime_error("list() misses threads");
 
-  t0 = now_ns();
-  for (const auto id : ids) {
-    if (mthread::status(id) != mthread::thread_state::waiting) {
-      throw std::runtime_error("a thread is not waiting");
+  // These calls cost tens to hundreds of nanoseconds: one pass over 100 threads is a few
+  // microseconds, as much the CPU's state after the phase before as the calls. So these three
+  // phases are taken cheap_rounds times, and the round with the median time counts.
+  std::map<std::string, std::vector<double>> rounds;
+  for (int round = 0; round < cheap_rounds; ++round) {
+    t0 = now_ns();
+    for (const auto id : ids) {
+      if (mthread::status(id) != mthread::thread_state::waiting) {
+        throw std::runtime_error("a thread is not waiting");
+      }
     }
-  }
-  f["status"] = static_cast<double>(now_ns() - t0);
+    rounds["status"].push_back(static_cast<double>(now_ns() - t0));
 
-  t0 = now_ns();
-  for (const auto id : ids) {
-    if (!mthread::suspend(id)) throw std::runtime_error("suspend refused");
+    t0 = now_ns();
+    for (const auto id : ids) {
+      if (!mthread::suspend(id)) throw std::runtime_error("suspend refused");
+    }
+    rounds["suspend"].push_back(static_cast<double>(now_ns() - t0));
+    // The suspended threads park (each in its suspend signal's handler) after the loop above has
+    // moved on; resuming one that has not parked yet costs no wake-up. Without this pause the
+    // resume figure at 100 threads, whose suspend phase ends while many still run to their park,
+    // is that cheaper mix, and the growth to 10000 an artifact.
+    settle_pause(n);
+    t0 = now_ns();
+    for (const auto id : ids) {
+      if (!mthread::resume(id)) throw std::runtime_error("resume refused");
+    }
+    rounds["resume"].push_back(static_cast<double>(now_ns() - t0));
+    settle();
   }
-  f["suspend"] = static_cast<double>(now_ns() - t0);
-  // The suspended threads park (each in its suspend signal's handler) after the loop above has
-  // moved on; resuming one that has not parked yet costs no wake-up. Without this pause the
-  // resume figure at 100 threads, whose suspend phase ends while many still run to their park,
-  // is that cheaper mix, and the growth to 10000 an artifact.
-  settle_pause(n);
-  t0 = now_ns();
-  for (const auto id : ids) {
-    if (!mthread::resume(id)) throw std::runtime_error("resume refused");
-  }
-  f["resume"] = static_cast<double>(now_ns() - t0);
-  settle();
+  for (const auto& [phase, times] : rounds) f[phase] = bench::median(times);
 
   t0 = now_ns();
   for (const auto id : ids) {
@@ -354,7 +370,9 @@ int main(int argc, char** argv) {
   std::ostringstream json;
   json << "{\"method\": \"per thread: a phase's wall time / N (mean over the N threads), "
           "in-process, each side in a fresh process of its own; median of "
-       << reps << " runs\", \"reps\": " << reps << ", \"scale\": {";
+       << reps << " runs (" << small_n_runs_factor << "x as many below " << small_n
+       << " threads); status, suspend and resume: the median of " << cheap_rounds
+       << " rounds a run\", \"reps\": " << reps << ", \"scale\": {";
   const std::vector<std::pair<std::string, std::function<figures(std::size_t)>>> sides{
       {"mthread", run_mthread}, {"std", run_std}};
   bool first_side = true;
@@ -370,7 +388,8 @@ int main(int argc, char** argv) {
       bool first_n = true;
       for (const std::size_t n : ns) {
         std::map<std::string, std::vector<double>> samples;
-        for (int r = 0; r < reps; ++r) {
+        const int runs = n < small_n ? reps * small_n_runs_factor : reps;
+        for (int r = 0; r < runs; ++r) {
           for (const auto& [phase, total] : run(n)) {
             samples[phase].push_back(total / static_cast<double>(n));
           }
