@@ -70,6 +70,13 @@ std::string blocked_in(thread_id id);
 // throw). The caller must hold no lock another thread may need, its interpreter's included.
 void park_while_suspended();
 
+// Says that the calling thread's body is over but for letting go of a lock it holds (its
+// interpreter's, for good): it will wait for nothing again. From then on status() and join() in
+// other threads wait the microseconds until it is gone instead of seeing it RUNNING, as they do
+// once the body has returned. A binding calls it last thing before that final release: a thread
+// that took the lock from it at once would otherwise look before the ending thread ran again.
+void body_over_but_for_release();
+
 // While one of these lives, kill does not interrupt the calling thread's waits and sleeps: a
 // binding sets one while its thread runs cleanup code (a `finally` after the kill was raised),
 // so cleanup that sleeps or waits for a message is not cut short.

@@ -42,6 +42,12 @@ void park_while_suspended() {
   if (section.self() != nullptr) core::park_while_suspended(*section.self());
 }
 
+void body_over_but_for_release() {
+  if (core::thread_record* self = registry::self()) {
+    self->body_over.store(true, std::memory_order_seq_cst);
+  }
+}
+
 kill_deferral::kill_deferral() {
   if (core::thread_record* self = registry::self()) ++self->kill_deferrals;
 }

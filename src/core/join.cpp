@@ -64,7 +64,7 @@ bool join(thread_id id, std::chrono::nanoseconds timeout) {
     bool reaped_once = false;
     while (!gone()) {
       if (until.passed()) return false;
-      if (!reaped_once && target->ended.load()) {
+      if (!reaped_once && target->only_end_left()) {
         reaped_once = true;
         if (core::reap_if_gone(target)) return true;
         continue;

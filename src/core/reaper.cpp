@@ -33,7 +33,7 @@ bool join_without_sleeping(pthread_t thread, const deadline& end) {
 }
 
 bool reap_if_gone(const record_ptr& target) {
-  if (!target->ended.load() || target.get() == registry::self()) return false;
+  if (!target->only_end_left() || target.get() == registry::self()) return false;
   // Its body is over: what is left (thread_local destructors, the exit, the join) takes
   // microseconds. Waiting for that beats reporting RUNNING for a thread that ran everything; one
   // that takes longer is left to the reaper. Without sleeping: a sleep for microseconds costs a

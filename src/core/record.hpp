@@ -118,6 +118,10 @@ struct thread_record {
   // `stack` against being given back while list() measures it.
   std::mutex signal_lock;
   std::atomic<bool> ended{false};
+  // Set before `ended` by a binding whose thread, its body over, has only a lock to let go of
+  // (binding::body_over_but_for_release). Either one: nothing is left but the thread's end.
+  std::atomic<bool> body_over{false};
+  bool only_end_left() const { return ended.load() || body_over.load(); }
 
   std::atomic<std::uint32_t> notification{0};
   mailbox box;
