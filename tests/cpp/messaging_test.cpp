@@ -1,9 +1,13 @@
 // Mailboxes: send_msg / get_msg, FIFO order, depth, full / unknown / ended targets, strings
 // and their limits, sender ids, broadcast, timeouts, and many senders into one receiver.
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <climits>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -413,4 +417,95 @@ TEST_F(Messaging, AThreadLocalsDestructorCanStillSend) {
   EXPECT_EQ(last.sender, id);
 }
 
+// A broadcast's wakes go from target to target, from one thread to start with. Threads that pace
+// them (as a binding's do around a receive: the next target is woken once the receiver holds its
+// interpreter's lock, here a mutex the main thread also takes) and threads that do not are mixed,
+// some are suspended and resumed, one is killed: every receiver that is not suspended takes every
+// broadcast, and a resumed one takes what came meanwhile.
+TEST_F(Messaging, ABroadcastReachesPacedAndUnpacedReceiversThroughSuspendsAndAKill) {
+  constexpr std::size_t per_kind = 8;
+  constexpr std::size_t threads = 2 * per_kind;
+  constexpr std::int64_t rounds = 30;
+  // Shared with the threads, which outlive the test's frame if an assertion ends it early.
+  struct shared_state {
+    std::mutex interpreter_lock;
+    std::array<std::atomic<std::int64_t>, threads> last{};
+  };
+  const auto state = std::make_shared<shared_state>();
+  std::vector<mthread::thread_id> ids;
+  const auto hooks = std::make_shared<mthread::thread_hooks>();
+  mthread::start_options options;
+  options.mailbox_depth = 2 * static_cast<std::size_t>(rounds);  // a suspended one keeps them all
+  for (std::size_t i = 0; i < threads; ++i) {
+    if (i % 2 == 0) {
+      ids.push_back(mthread::binding::start(
+          "paced", options, mthread::thread_type::service, hooks, [state, i] {
+            mthread::allow_suspend(true);
+            for (;;) {
+              std::int64_t value = 0;
+              {
+                const mthread::binding::paced_wakes paced;
+                value = mthread::binding::get_msg(mthread::deadline::never()).integer;
+                state->interpreter_lock.lock();
+              }
+              state->last[i] = value;
+              state->interpreter_lock.unlock();
+              if (value < 0) return;
+            }
+          }));
+    } else {
+      ids.push_back(mthread::start_new_thread(options, "unpaced", [state, i] {
+        mthread::allow_suspend(true);
+        for (;;) {
+          const std::int64_t value = mthread::get_msg(30s).integer;
+          state->last[i] = value;
+          if (value <= 0) return;
+        }
+      }));
+    }
+  }
+  for (const auto id : ids) {
+    ASSERT_TRUE(wait_for([&] { return mthread::status(id) == mthread::thread_state::waiting; }));
+  }
+  const std::vector<std::size_t> suspended{2, 3, 8, 9};  // two of each kind
+  const std::size_t killed = 4;
+  auto takes_part = [&](std::size_t i, std::int64_t round) {
+    if (i == killed && round > 10) return false;
+    return std::find(suspended.begin(), suspended.end(), i) == suspended.end() || round <= 5 ||
+           round > 20;
+  };
+  for (std::int64_t round = 1; round <= rounds; ++round) {
+    if (round == 6) {
+      for (const auto i : suspended) ASSERT_TRUE(mthread::suspend(ids[i]));
+    }
+    if (round == 11) {
+      ASSERT_TRUE(mthread::kill(ids[killed]));
+      ASSERT_TRUE(mthread::join(ids[killed], 5s));
+    }
+    if (round == 21) {
+      for (const auto i : suspended) {
+        EXPECT_EQ(state->last[i].load(), 5) << "thread " << i << " took messages while suspended";
+        ASSERT_TRUE(mthread::resume(ids[i]));
+      }
+    }
+    {
+      // Every other round the lock is held while the broadcast goes out, as a Python sender's
+      // interpreter lock is just after.
+      std::unique_lock held(state->interpreter_lock, std::defer_lock);
+      if (round % 2 == 0) held.lock();
+      ASSERT_TRUE(mthread::send_msg(mthread::broadcast, round));
+    }
+    for (std::size_t i = 0; i < threads; ++i) {
+      if (!takes_part(i, round)) continue;
+      ASSERT_TRUE(wait_for([&] { return state->last[i].load() == round; }, 10s))
+          << "thread " << i << " missed round " << round << " (it has " << state->last[i].load()
+          << ")";
+    }
+  }
+  (void)mthread::send_msg(mthread::broadcast, std::int64_t{-1});
+  for (std::size_t i = 0; i < threads; ++i) {
+    if (i == killed) continue;
+    EXPECT_TRUE(mthread::join(ids[i], 10s)) << "thread " << i;
+  }
+}
 }  // namespace

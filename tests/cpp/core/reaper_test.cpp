@@ -37,6 +37,14 @@ struct ending_thread {
                                    while (!let_go.load()) std::this_thread::yield();
                                  });
   }
+  // A test that stopped early must not leave the thread spinning on this object once it is gone:
+  // no kill reaches a thread that waits for nothing mthread knows.
+  ~ending_thread() {
+    let_go = true;
+    (void)mthread::join(id, 5s);
+  }
+  ending_thread(const ending_thread&) = delete;
+  ending_thread& operator=(const ending_thread&) = delete;
 };
 
 TEST_F(Reaper, ABodyOverButForItsReleaseLeavesOnlyTheEnd) {
