@@ -14,8 +14,11 @@ thread_slot& slot_pool::take(thread_id id) {
   if (free_ == nullptr) {
     chunks_.push_back(std::make_unique<thread_slot[]>(chunk_slots));
     thread_slot* chunk = chunks_.back().get();
-    // Chained so that the chunk's first slot is taken first.
-    for (std::size_t index = chunk_slots; index-- > 0;) {
+    // Chained so that slots taken one after the other (threads started one after the other, often
+    // a pair that hands work back and forth) lie a few cache lines apart, not on one line whose
+    // `waiting` bits both write at every wait: 0, spread, 2 * spread, ..., then 1, 1 + spread, ...
+    for (std::size_t position = chunk_slots; position-- > 0;) {
+      const std::size_t index = (position % slot_lines) * spread + position / slot_lines;
       chunk[index].next = free_;
       free_ = &chunk[index];
     }

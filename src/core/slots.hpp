@@ -47,7 +47,8 @@ class slot_flag {
 // 24 bytes: a slot is memory every thread pays for, and an idle thread must cost no more than a
 // std::thread (whose state is 48 bytes of heap). So the record's address and the two state flags
 // share a word (a record is aligned to 8: its low bits are free). Two or three slots share a cache
-// line: a thread writes its `waiting` bit twice a wait, rarely enough for a neighbour's lookups.
+// line, and a thread writes its `waiting` bit twice a wait: slot_pool hands out a new chunk's
+// slots so that threads started one after the other do not share one.
 struct thread_slot {
   static constexpr std::uintptr_t suspend_requested_bit = 1;
   static constexpr std::uintptr_t waiting_bit = 2;
@@ -91,6 +92,9 @@ static_assert(sizeof(thread_slot) == 24, "a slot's size is an idle thread's memo
 class slot_pool {
  public:
   static constexpr std::size_t chunk_slots = 32;  // 768 bytes: few slots made and never used
+  // The order a new chunk's slots are taken in (see take()): every `spread`-th slot first.
+  static constexpr std::size_t spread = 8;  // 192 bytes, three cache lines
+  static constexpr std::size_t slot_lines = chunk_slots / spread;
 
   static slot_pool& shared();  // the one every record takes its slot from
 

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -107,7 +108,10 @@ class start_on_starters_cpu {
     CPU_ZERO(&here);
     CPU_SET(cpu, &here);
     if (sched_setaffinity(0, sizeof here, &here) != 0) return;
-    record.cpus_after_start = starters;
+    // The kernel reports the CPUs online now; a thread that may use every one of them is taken
+    // back to every CPU, as it was, so that it still follows CPUs added later (hotplug, a wider
+    // cpuset). A narrower set is someone's choice, taken back as it is.
+    record.cpus_after_start = CPU_COUNT(&starters) >= online_cpus() ? every_cpu() : starters;
     restore_ = &*record.cpus_after_start;
   }
   ~start_on_starters_cpu() {
@@ -125,10 +129,20 @@ class start_on_starters_cpu {
   // `cpus` is left, every CPU: the kernel keeps the thread to the ones it may use. Never one.
   static void take_cpus(const cpu_set_t& cpus) {
     if (sched_setaffinity(0, sizeof cpus, &cpus) == 0) return;
+    const cpu_set_t every = every_cpu();
+    sched_setaffinity(0, sizeof every, &every);
+  }
+  static cpu_set_t every_cpu() {
     cpu_set_t every;
     CPU_ZERO(&every);
     for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &every);
-    sched_setaffinity(0, sizeof every, &every);
+    return every;
+  }
+  // Read once (glibc reads it from /sys): a CPU added later makes a starter's set larger, not
+  // smaller, so the comparison above still says "every one".
+  static int online_cpus() {
+    static const int online = get_nprocs();
+    return online;
   }
 
   const cpu_set_t* restore_ = nullptr;

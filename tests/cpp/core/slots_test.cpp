@@ -91,6 +91,20 @@ TEST(SlotPool, TheRecordAndTheFlagsShareAWordWithoutClobberingEachOther) {
   pool.give_back(slot);
 }
 
+// Each thread writes its slot's `waiting` bit at every wait: two threads started one after the
+// other (often a pair that hands work back and forth) must not write one cache line.
+TEST(SlotPool, SlotsTakenOneAfterTheOtherLieOnDifferentCacheLines) {
+  slot_pool pool;
+  std::vector<thread_slot*> taken;
+  for (thread_id id = 1; id <= 2 * chunk; ++id) taken.push_back(&pool.take(id));
+  for (std::size_t i = 1; i < taken.size(); ++i) {
+    EXPECT_NE(reinterpret_cast<std::uintptr_t>(taken[i - 1]) / 64,
+              reinterpret_cast<std::uintptr_t>(taken[i]) / 64)
+        << "slots " << i - 1 << " and " << i;
+  }
+  for (thread_slot* slot : taken) pool.give_back(*slot);
+}
+
 TEST(SlotPool, SlotsKeepTheirAddressesWhileThePoolGrows) {
   slot_pool pool;
   std::vector<thread_slot*> taken;
