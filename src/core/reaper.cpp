@@ -11,6 +11,7 @@
 #include <bit>
 #include <limits>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/control.hpp"
@@ -103,14 +104,15 @@ void reaper::ensure_running() {
 }
 
 void reaper::hand_over(thread_id ended) {
-  bool first = false;
+  bool wake = false;
   {
     std::lock_guard guard(lock_);
-    first = unclaimed_.empty();
     unclaimed_.push_back(ended);
+    // Only a reaper waiting for work needs waking: one that is gathering (see run()) takes this
+    // one when its moment is over, even if a start has emptied the queue meanwhile.
+    wake = std::exchange(waiting_for_work_, false);
   }
-  // The reaper gathers for a while after the first (see run()): the others need no wake-up.
-  if (first) ready_.notify_one();
+  if (wake) ready_.notify_one();
 }
 
 void reaper::reap_exited() {
@@ -169,7 +171,13 @@ void reaper::run() {
         const auto urgent = [&] {
           return !claimed_.empty() || futex_table_for_ > futex_table_done_for;
         };
-        ready_.wait(guard, [&] { return urgent() || !unclaimed_.empty(); });
+        // Said before every sleep: a hand-over that woke it may have been taken by a start's
+        // reap_exited() before it looked, and the next one must wake it again.
+        while (!urgent() && unclaimed_.empty()) {
+          waiting_for_work_ = true;
+          ready_.wait(guard);
+        }
+        waiting_for_work_ = false;
         // Threads end in bursts, and whoever waits for one (join(), status()) joins it itself:
         // gathering for a moment makes one wake-up of the reaper do for many ended threads, and
         // leaves the CPUs to the threads that end and to those waiting for them.

@@ -90,6 +90,7 @@ class reaper {
   std::deque<record_ptr> claimed_;   // claimed by a joiner that had to stop waiting
   std::deque<thread_id> unclaimed_;  // ended, and no joiner could join them
   bool running_ = false;
+  bool waiting_for_work_ = false;  // asleep without a deadline: a hand-over must wake it
   futex_table futexes_;
   std::size_t futex_table_for_ = 0;  // the thread count the table should be sized for
 };

@@ -72,4 +72,18 @@ TEST_F(Reaper, AThreadThatSaidNothingIsRunningUntilItsBodyReturns) {
   EXPECT_EQ(mthread::status(thread.id), mthread::thread_state::terminated);
 }
 
+// Threads nobody joins are the reaper's. A start joins, without waiting, those that have already
+// exited (reap_exited), which can empty the reaper's queue between a hand-over's wake-up and the
+// reaper's look: the next hand-over must wake it again, or the threads after it stay for good.
+// Nothing here asks about the threads (status() and join() would reap them themselves).
+TEST_F(Reaper, ThreadsNobodyJoinsAreAllReapedWhileStartsKeepComing) {
+  const std::size_t before = mthread::list().size();
+  for (int round = 0; round < 400; ++round) {
+    (void)mthread::start_new_thread("unjoined", [] {});
+    if (round % 16 == 0) std::this_thread::sleep_for(100us);  // the reaper goes idle now and then
+  }
+  EXPECT_TRUE(wait_for([&] { return mthread::list().size() == before; }, 10s))
+      << mthread::list().size() - before << " threads never reaped";
+}
+
 }  // namespace
