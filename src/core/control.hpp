@@ -66,6 +66,10 @@ void sleep_while_suspended(thread_record& self, std::uint32_t seen);
 // parker::wait). deadline::never(): wait until ready, however long.
 template <class Ready, class Arrived>
 bool wait_until(thread_record& self, const deadline& until, Ready&& ready, const Arrived& arrived) {
+  // What is waited for is often there already (a receiver behind its sender): then the thread
+  // never shows as WAITING, and pays no write to its slot's word (two atomic operations a call).
+  throw_if_killed(self);
+  if (!self.suspend_requested.load(std::memory_order_acquire) && ready()) return true;
   const waiting_scope waiting(self);
   for (;;) {
     // prepare() before every check, the kill check included: a kill() (or any wake) landing
