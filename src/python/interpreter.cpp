@@ -574,8 +574,12 @@ thread_id start_python_thread(const std::string& name, py::object func, py::tupl
   start_options options;
   options.stack_size = stack_bytes;
   options.mailbox_depth = mailbox_depth;
-  // Starting never blocks for long, but it allocates: no GIL needed by the core here.
-  return binding::start(name, options, thread_type::python, state, [state] { state->run(); });
+  // The GIL is let go of while the core starts the thread: the new thread, which the kernel
+  // often runs at once on this CPU, then takes it and runs instead of finding it held and going
+  // back to sleep. `state` is released here, with the GIL, even when the start fails.
+  return without_gil([&] {
+    return binding::start(name, options, thread_type::python, state, [state] { state->run(); });
+  });
 }
 
 std::size_t join_all(std::chrono::duration<double> grace) {

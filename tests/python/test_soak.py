@@ -29,6 +29,11 @@ SLOTS = 12
 SEQ_BITS = 40
 rng = random.Random(int(sys.argv[2]))
 libc = ctypes.CDLL(None)
+# glibc gives threads that contend for malloc arenas of their own, each a mapping pair that is
+# never given back, up to 8 a CPU, whenever contention first happens: two at most, so that the
+# maps counted below are mthread's (stacks, mailboxes).
+M_ARENA_MAX = -8
+libc.mallopt(M_ARENA_MAX, 2)
 
 def resources():
     gc.collect()
@@ -206,9 +211,15 @@ def start_slot(slot):
     except mthread.error:
         slots[slot] = 0
 
-# Warm up, then the baseline.
+def warm_up():
+    mthread.wait(5000)
+    sum(range(10000))
+
+# Warm up (as many threads at once as the soak has, so that the stack cache fills), then the
+# baseline.
 for _ in range(2):
-    ids = [mthread.start_new_thread("warm", lambda: sum(range(10000)), ()) for _ in range(SLOTS)]
+    ids = [mthread.start_new_thread("warm", warm_up, ()) for _ in range(SLOTS)]
+    mthread.notify(0, 1)
     while any(mthread.status(t) != mthread.TERMINATED for t in ids):
         time.sleep(0.01)
 before = resources()
