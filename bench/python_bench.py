@@ -38,13 +38,15 @@ def spawn(name, func, *args):
     return mthread.start_new_thread(name, func, args)
 
 
-def wait_gone(tid):
-    """Until status() says TERMINATED (stack and mailbox freed)."""
+def wait_gone(tid, pause_us=1000):
+    """Until status() says TERMINATED (stack and mailbox freed), looking every `pause_us` (no
+    busy wait: the GIL and the CPU are left to the ending thread and the reaper between looks)."""
+    status, terminated = mthread.status, mthread.TERMINATED
     deadline = time.monotonic() + PATIENCE_MS / 1000
-    while mthread.status(tid) != mthread.TERMINATED:
+    while status(tid) != terminated:
         if time.monotonic() > deadline:
             raise RuntimeError(f"thread {tid} did not end")
-        mthread.sleep_ms(1)
+        mthread.sleep_us(pause_us)
 
 
 # ---- message round trip ----------------------------------------------------------------------
@@ -313,17 +315,6 @@ def _finish(main):
     mthread.notify(main, 1)
 
 
-def _gone(tid):
-    """Until status() says TERMINATED, once the thread's end was seen (no busy wait: the GIL and
-    the CPU are left to the ending thread and the reaper between looks)."""
-    status, terminated = mthread.status, mthread.TERMINATED
-    deadline = time.monotonic() + PATIENCE_MS / 1000
-    while status(tid) != terminated:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"thread {tid} did not end")
-        mthread.sleep_us(20)
-
-
 def _start_mthread(n, gone):
     main = mthread.getReplID()
     start_new_thread, wait = mthread.start_new_thread, mthread.wait
@@ -334,7 +325,7 @@ def _start_mthread(n, gone):
         if wait(PATIENCE_MS) != 1:
             raise RuntimeError("thread did not finish")
         if gone:
-            _gone(tid)
+            wait_gone(tid, 20)
         samples.append(now() - start)
     return samples
 
@@ -375,6 +366,47 @@ def start_gone_mthread(n):
 
 def start_join_threading(n):
     return _start_threading(n, gone=True)
+
+
+# Starts of threads that compute without ever blocking, one after the other, each timed until the
+# start call returns: the starter gets the GIL back only at the interpreter's switch interval
+# (sys.getswitchinterval(), 5 ms by default) once the new thread holds it, later the more
+# threads compute. mthread's start lets go of the GIL while it creates the thread;
+# threading's start() waits until the thread has started.
+
+def _start_computing(n, start):
+    computing = [True]
+
+    def compute():
+        while computing[0]:
+            pass
+
+    samples, wait_for_ends = [], []
+    try:
+        for _ in range(n):
+            begin = now()
+            wait_for_ends.append(start(compute))
+            samples.append(now() - begin)
+    finally:
+        computing[0] = False
+        for wait_for_end in wait_for_ends:
+            wait_for_end()
+    return samples
+
+
+def start_computing_mthread(n):
+    def start(body):
+        tid = mthread.start_new_thread("compute", body, ())
+        return lambda: wait_gone(tid)
+    return _start_computing(n, start)
+
+
+def start_computing_threading(n):
+    def start(body):
+        t = threading.Thread(target=body)
+        t.start()
+        return t.join
+    return _start_computing(n, start)
 
 
 START_CHILD = {"mthread": start_gone_mthread, "threading": start_join_threading}
@@ -751,6 +783,8 @@ SAMPLED = {
     "start_finish_threading": (start_finish_threading, 300, 5),
     "start_gone_mthread": (start_gone_mthread, 300, 5),
     "start_join_threading": (start_join_threading, 300, 5),
+    "start_computing_mthread": (start_computing_mthread, 6, 2),
+    "start_computing_threading": (start_computing_threading, 6, 2),
 }
 
 # Latencies: every sample of every repetition pooled, reported as percentiles (ns).

@@ -141,9 +141,10 @@ class python_thread final : public thread_hooks {
 
   void run() {
     PyThreadState* state = PyThreadState_New(interpreter_);
-    // The starter holds the GIL until its start_new_thread() returns and it goes on to its next
-    // wait, microseconds later: wait for that on this CPU instead of sleeping on the GIL, which
-    // would cost a wake-up (tens of microseconds when the CPU goes idle meanwhile).
+    // The starter lets go of the GIL while it starts this thread, but has it again if this
+    // thread runs only after start_new_thread() returned; then it keeps it until its next wait,
+    // microseconds later: wait for that on this CPU instead of sleeping on the GIL, which would
+    // cost a wake-up (tens of microseconds when the CPU goes idle meanwhile).
     wait_briefly_for_a_free_gil(std::chrono::microseconds(30), gil_releases_at_start_);
     PyEval_RestoreThread(state);
     tstate_ = state;
