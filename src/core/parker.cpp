@@ -45,6 +45,8 @@ constexpr std::int64_t min_spin_ns = 1'000;
 constexpr std::uint32_t initial_spin_ns = 20'000;
 // Past this, the spin yields the CPU now and then: a thread that needs this CPU gets it.
 constexpr std::int64_t pure_spin_ns = 10'000;
+// A budget of none: the owner's waker ran on its CPU, so the owner yields to it as it looks.
+constexpr std::int64_t yield_instead = 0;
 
 // Spinning pays only while the thread that will wake the spinner has a CPU to run on: with as
 // many threads spinning as there are CPUs, another spinner would only take the CPU a waker
@@ -125,11 +127,28 @@ void parker::wait_for(std::uint32_t seen, const deadline& until, bool (*arrived)
   bool adapt = arrived != nullptr;
   const std::int64_t start = adapt ? now_ns() : 0;
   std::int64_t budget = adapt ? spin_ns_.load(std::memory_order_relaxed) : 0;
-  if (budget > 0 && spinning.fetch_add(1, std::memory_order_relaxed) >= spin_slots()) {
+  bool yielding = adapt && budget == yield_instead;
+  if ((budget > 0 || yielding) &&
+      spinning.fetch_add(1, std::memory_order_relaxed) >= spin_slots()) {
     // Too many spin already: sleep at once, and learn nothing from this wait.
     spinning.fetch_sub(1, std::memory_order_relaxed);
     budget = 0;
+    yielding = false;
     adapt = false;
+  }
+  if (yielding) {
+    // The waker runs on this CPU: hand it the CPU at every look, and see its answer without
+    // either side going through a sleep and a wake-up. Where nothing else wants the CPU, the
+    // yield returns at once: this is then a spin, as long as the longest.
+    for (;;) {
+      if (woken(false)) {
+        spinning.fetch_sub(1, std::memory_order_relaxed);
+        return;
+      }
+      if (now_ns() - start >= max_spin_ns) break;
+      sched_yield();
+    }
+    spinning.fetch_sub(1, std::memory_order_relaxed);
   }
   if (budget > 0) {
     for (unsigned i = 1;; ++i) {
@@ -164,17 +183,16 @@ void parker::wait_for(std::uint32_t seen, const deadline& until, bool (*arrived)
   sleeping_.store(awake, std::memory_order_seq_cst);
   if (takes_relay) take_relay();
   if (!adapt) return;
-  // Adapt. A waker that ran on the CPU this thread spun on could only run once the spin ended
-  // (the two threads share a CPU: the machine is busy): spinning is in the way, do not. A wake
-  // within the longest spin from elsewhere would have been caught by spinning: spin fully. A
-  // later one, or none (a timeout), says spinning here is wasted: halve the spin.
+  // Adapt. A wake within the longest spin would have been caught by spinning: from another
+  // CPU, spin fully; from the CPU this thread spun on, the waker could only run once the spin
+  // let go of it (the two threads share a CPU: a busy machine, or a thread started on its
+  // starter's CPU), so yield to it instead. A later wake, or none (a timeout), says spinning here
+  // is wasted: halve the spin.
   std::int64_t next = std::max(budget / 2, min_spin_ns);
   if (word_.load(std::memory_order_relaxed) != seen) {
     const std::int64_t woken_after = woken_at_.load(std::memory_order_relaxed) - start;
-    if (woken_from_.load(std::memory_order_relaxed) == spun_on) {
-      next = 0;
-    } else if (woken_after >= 0 && woken_after < max_spin_ns) {
-      next = max_spin_ns;
+    if (woken_after >= 0 && woken_after < max_spin_ns) {
+      next = woken_from_.load(std::memory_order_relaxed) == spun_on ? yield_instead : max_spin_ns;
     }
   }
   spin_ns_.store(static_cast<std::uint32_t>(std::min(next, max_spin_ns)),

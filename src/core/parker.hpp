@@ -99,8 +99,9 @@ class parker {
   // scheduler (tens of microseconds on a busy machine). How long it spins adapts to how soon
   // the wakes of this parker come: wakers that answer within microseconds (a ping-pong
   // partner) keep the spin long enough to catch them; waits that last longer than any
-  // reasonable spin (an idle thread), and wakers that could only run once the spinner let go of
-  // their CPU (a busy machine), shrink it to almost nothing.
+  // reasonable spin (an idle thread) shrink it to almost nothing; wakers that answer as soon as
+  // they get the spinner's CPU (two threads on one CPU: a busy machine, a thread started on its
+  // starter's CPU) turn it into yields, each look handing them the CPU.
   template <class Arrived>
   void wait(std::uint32_t seen, const deadline& until, const Arrived& arrived) {
     wait_for(

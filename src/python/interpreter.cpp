@@ -141,10 +141,9 @@ class python_thread final : public thread_hooks {
 
   void run() {
     PyThreadState* state = PyThreadState_New(interpreter_);
-    // The starter lets go of the GIL while it starts this thread, but has it again if this
-    // thread runs only after start_new_thread() returned; then it keeps it until its next wait,
-    // microseconds later: wait for that on this CPU instead of sleeping on the GIL, which would
-    // cost a wake-up (tens of microseconds when the CPU goes idle meanwhile).
+    // The starter holds the GIL until its start_new_thread() returns and it goes on to its next
+    // wait, microseconds later: wait for that on this CPU instead of sleeping on the GIL, which
+    // would cost a wake-up (tens of microseconds when the CPU goes idle meanwhile).
     wait_briefly_for_a_free_gil(std::chrono::microseconds(30), gil_releases_at_start_);
     PyEval_RestoreThread(state);
     tstate_ = state;
@@ -575,12 +574,10 @@ thread_id start_python_thread(const std::string& name, py::object func, py::tupl
   start_options options;
   options.stack_size = stack_bytes;
   options.mailbox_depth = mailbox_depth;
-  // The GIL is let go of while the core starts the thread: the new thread, which the kernel
-  // often runs at once on this CPU, then takes it and runs instead of finding it held and going
-  // back to sleep. `state` is released here, with the GIL, even when the start fails.
-  return without_gil([&] {
-    return binding::start(name, options, thread_type::python, state, [state] { state->run(); });
-  });
+  // The GIL is kept: as with CPython's _thread and the device, the starter goes on until it lets
+  // go of the GIL, and only then does the new thread run Python (a script may fill in what the
+  // thread reads right after the start). The core needs no GIL here.
+  return binding::start(name, options, thread_type::python, state, [state] { state->run(); });
 }
 
 std::size_t join_all(std::chrono::duration<double> grace) {

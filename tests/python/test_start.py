@@ -3,6 +3,7 @@ errors, the thread limit, how a thread ends (uncaught exception, SystemExit, its
 start from a thread mthread does not know."""
 import os
 import re
+import sys
 import threading
 
 import pytest
@@ -24,6 +25,26 @@ def test_device_form_runs_with_args_and_kwargs():
     assert isinstance(tid, int) and tid > 0
     assert wait_until(lambda: done)
     assert got == [(1, 2, None, 4, "worker")]
+
+
+def test_starter_goes_on_before_the_new_thread_runs_python():
+    # As with CPython's _thread and the device: start_new_thread keeps the GIL, so what the
+    # starter does next (here: keeping the id where the thread looks for it) comes before the
+    # thread's first line. (No forced GIL switch meanwhile: the switch interval is made long.)
+    ids, seen = {}, {}
+
+    def body(i):
+        seen[i] = ids.get(i) == mthread.getSelfID()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(60)
+    try:
+        for i in range(50):
+            ids[i] = mthread.start_new_thread("ordered", body, (i,))
+    finally:
+        sys.setswitchinterval(interval)
+    assert wait_until(lambda: len(seen) == 50)
+    assert all(seen.values()), [i for i, ok in seen.items() if not ok]
 
 
 def test_cpython_form_gets_thread_n_name():
