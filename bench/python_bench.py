@@ -369,10 +369,10 @@ def start_join_threading(n):
 
 
 # Starts of threads that compute without ever blocking, one after the other, each timed until the
-# start call returns: the starter gets the GIL back only at the interpreter's switch interval
-# (sys.getswitchinterval(), 5 ms by default) once the new thread holds it, later the more
-# threads compute. mthread's start lets go of the GIL while it creates the thread;
-# threading's start() waits until the thread has started.
+# start call returns. mthread's start keeps the GIL, as _thread's does: the starter goes on at
+# once. threading's start() waits until the new thread has started, which then holds the GIL: the
+# starter gets it back at the interpreter's switch interval (sys.getswitchinterval(), 5 ms by
+# default), later the more threads compute.
 
 def _start_computing(n, start):
     computing = [True]
