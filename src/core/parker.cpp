@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <limits>
 #include <vector>
 
 namespace mthread::core {
@@ -45,8 +46,9 @@ constexpr std::int64_t min_spin_ns = 1'000;
 constexpr std::uint32_t initial_spin_ns = 20'000;
 // Past this, the spin yields the CPU now and then: a thread that needs this CPU gets it.
 constexpr std::int64_t pure_spin_ns = 10'000;
-// A budget of none: the owner's waker ran on its CPU, so the owner yields to it as it looks.
-constexpr std::int64_t yield_instead = 0;
+// Not a budget: the owner's waker answered from the owner's CPU, so the owner yields to it as it
+// looks (see wait_for). A budget of 0 sleeps at once.
+constexpr std::uint32_t yield_to_waker = std::numeric_limits<std::uint32_t>::max();
 
 // Spinning pays only while the thread that will wake the spinner has a CPU to run on: with as
 // many threads spinning as there are CPUs, another spinner would only take the CPU a waker
@@ -126,8 +128,9 @@ void parker::wait_for(std::uint32_t seen, const deadline& until, bool (*arrived)
   };
   bool adapt = arrived != nullptr;
   const std::int64_t start = adapt ? now_ns() : 0;
-  std::int64_t budget = adapt ? spin_ns_.load(std::memory_order_relaxed) : 0;
-  bool yielding = adapt && budget == yield_instead;
+  const std::uint32_t learned = adapt ? spin_ns_.load(std::memory_order_relaxed) : 0;
+  bool yielding = learned == yield_to_waker;
+  std::int64_t budget = yielding ? 0 : learned;
   if ((budget > 0 || yielding) &&
       spinning.fetch_add(1, std::memory_order_relaxed) >= spin_slots()) {
     // Too many spin already: sleep at once, and learn nothing from this wait.
@@ -183,20 +186,23 @@ void parker::wait_for(std::uint32_t seen, const deadline& until, bool (*arrived)
   sleeping_.store(awake, std::memory_order_seq_cst);
   if (takes_relay) take_relay();
   if (!adapt) return;
-  // Adapt. A wake within the longest spin would have been caught by spinning: from another
-  // CPU, spin fully; from the CPU this thread spun on, the waker could only run once the spin
-  // let go of it (the two threads share a CPU: a busy machine, or a thread started on its
-  // starter's CPU), so yield to it instead. A later wake, or none (a timeout), says spinning here
-  // is wasted: halve the spin.
-  std::int64_t next = std::max(budget / 2, min_spin_ns);
+  // Adapt. A waker that ran on the CPU this thread spun on could only run once the spin let go
+  // of it (the two threads share a CPU: a busy machine, or a thread started on its starter's
+  // CPU): spinning is in the way. If it answered within the longest spin, yield to it the next
+  // time; if later, sleep at once. A wake from elsewhere within the longest spin would have been
+  // caught by spinning: spin fully. A later one, or none (a timeout), says spinning here is
+  // wasted: halve the spin.
+  std::uint32_t next = static_cast<std::uint32_t>(std::max(budget / 2, min_spin_ns));
   if (word_.load(std::memory_order_relaxed) != seen) {
     const std::int64_t woken_after = woken_at_.load(std::memory_order_relaxed) - start;
-    if (woken_after >= 0 && woken_after < max_spin_ns) {
-      next = woken_from_.load(std::memory_order_relaxed) == spun_on ? yield_instead : max_spin_ns;
+    const bool in_time = woken_after >= 0 && woken_after < max_spin_ns;
+    if (woken_from_.load(std::memory_order_relaxed) == spun_on) {
+      next = in_time ? yield_to_waker : 0;
+    } else if (in_time) {
+      next = max_spin_ns;
     }
   }
-  spin_ns_.store(static_cast<std::uint32_t>(std::min(next, max_spin_ns)),
-                 std::memory_order_relaxed);
+  spin_ns_.store(next, std::memory_order_relaxed);
 }
 
 void parker::take_relay() {
