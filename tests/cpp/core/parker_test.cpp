@@ -235,9 +235,9 @@ TEST(Parker, WaitsThatNobodyAnswersShrinkTheSpin) {
 }
 
 // A waker that ran on the CPU the owner spun on could only run once the spin let go of it:
-// the owner then yields to it as it looks, and sees its answer without either of them going
+// the owner then yields to it as it looks, and sees its answers without either of them going
 // through a sleep and a wake-up (a thread started on its starter's CPU, a busy machine).
-TEST(Parker, AnOwnerTaughtByAWakerOnItsCpuYieldsToItAndSeesTheAnswerAwake) {
+TEST(Parker, AnOwnerTaughtByAWakerOnItsCpuYieldsToItAndSeesItsAnswersAwake) {
   const std::vector<int> cpus = allowed_cpus();
   ASSERT_FALSE(cpus.empty());
   const Unpin unpin;
@@ -256,29 +256,31 @@ TEST(Parker, AnOwnerTaughtByAWakerOnItsCpuYieldsToItAndSeesTheAnswerAwake) {
           found_asleep.store(true);
           p.wake();
         }
-      } else if (p.sleeping()) {
-        p.wake();  // teaching: it can only run once the owner lets go of the CPU
+      } else if (!answering.load() && p.sleeping()) {
+        p.wake();
       }
       sched_yield();
     }
   });
-  // Whether a wake counts as quick depends on the machine's load: a few tries.
-  bool answered_awake = false;
-  for (int attempt = 0; attempt < 10 && !answered_awake; ++attempt) {
-    for (int lesson = 0; lesson < 3; ++lesson) {
-      EXPECT_FALSE(park(p, p.prepare(), never, nothing_arrives));
-    }
+  // The lesson: a wait that sleeps, woken by the waker as soon as it gets the CPU. A parker that
+  // answered that by sleeping at once would then be found asleep at every answer.
+  EXPECT_FALSE(park(p, p.prepare(), never, nothing_arrives));
+  constexpr int rounds = 10;
+  int answered_awake = 0;
+  for (int round = 0; round < rounds; ++round) {
     found_asleep.store(false);
     answer.store(false);
     answering.store(true);
     EXPECT_FALSE(park(p, p.prepare(), never, [&](bool) { return answer.load(); }));
     answering.store(false);
     EXPECT_TRUE(answer.load());
-    answered_awake = !found_asleep.load();
+    if (!found_asleep.load()) ++answered_awake;
   }
   stop.store(true);
   waker.join();
-  EXPECT_TRUE(answered_awake) << "the owner slept in every try: it did not yield to its waker";
+  // Under load an answer may come late (another process got the CPU), and the next wait sleeps
+  // at once; the one after yields again. So not every one, but some.
+  EXPECT_GT(answered_awake, 0) << "the owner slept at every answer: it did not yield to its waker";
 }
 
 // A waker on another CPU that answers within the longest spin makes the spin long enough to
