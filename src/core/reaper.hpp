@@ -82,6 +82,10 @@ class reaper {
   // still run) and must stop waiting: the reaper waits for it instead.
   void take_over(record_ptr claimed);
 
+  // How often a hand-over has woken it from its wait for work (each one costs the thread that
+  // ends a wake-up of another thread, often of another CPU). For tests.
+  std::size_t wake_ups();
+
  private:
   void run();
 
@@ -91,6 +95,7 @@ class reaper {
   std::deque<thread_id> unclaimed_;  // ended, and no joiner could join them
   bool running_ = false;
   bool waiting_for_work_ = false;  // asleep without a deadline: a hand-over must wake it
+  std::size_t wake_ups_ = 0;
   futex_table futexes_;
   std::size_t futex_table_for_ = 0;  // the thread count the table should be sized for
 };

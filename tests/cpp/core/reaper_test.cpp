@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "../test_util.hpp"
+#include "core/reaper.hpp"
 #include "core/registry.hpp"
 #include "mthread/binding.hpp"
 #include "mthread/thread.hpp"
@@ -84,6 +85,32 @@ TEST_F(Reaper, ThreadsNobodyJoinsAreAllReapedWhileStartsKeepComing) {
   }
   EXPECT_TRUE(wait_for([&] { return mthread::list().size() == before; }, 10s))
       << mthread::list().size() - before << " threads never reaped";
+}
+
+// Quick starts, each waited for through status() until TERMINATED, as Python's start + gone
+// does: each ended thread is handed over to the reaper, and the starter joins it first. The
+// reaper, woken by a hand-over, gathers for a millisecond before it sleeps again, even if the
+// starter took what woke it: at most one wake-up a millisecond, not one every few starts (each
+// paid for by the thread that ends).
+TEST_F(Reaper, QuickStartsWakeItAtMostOnceAMillisecond) {
+  auto& reaper = mthread::core::reaper::instance();
+  const auto began = std::chrono::steady_clock::now();
+  const std::size_t wake_ups_before = reaper.wake_ups();
+  for (int round = 0; round < 600; ++round) {
+    const mthread::thread_id id = mthread::start_new_thread("quick", [] {});
+    // Looked at without sleeping: a sleep would give the reaper all the time it needs.
+    const auto give_up = std::chrono::steady_clock::now() + 5s;
+    while (mthread::status(id) != mthread::thread_state::terminated) {
+      ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "thread " << id << " did not end";
+      std::this_thread::yield();
+    }
+  }
+  const auto took = std::chrono::steady_clock::now() - began;
+  const std::size_t wake_ups = reaper.wake_ups() - wake_ups_before;
+  const auto most = static_cast<std::size_t>(took / 1ms) + 2;
+  EXPECT_LE(wake_ups, most) << "600 starts in "
+                            << std::chrono::duration_cast<std::chrono::microseconds>(took).count()
+                            << " µs woke the reaper " << wake_ups << " times";
 }
 
 }  // namespace
