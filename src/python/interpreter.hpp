@@ -86,21 +86,6 @@ class gil_release {
   PyThreadState* saved_;
 };
 
-// Runs `call` (core work that needs no Python object) with the GIL let go of, and takes it back
-// before returning or throwing.
-template <class Call>
-auto without_gil(Call&& call) -> decltype(call()) {
-  gil_release released;
-  try {
-    auto result = call();
-    released.reacquire();
-    return result;
-  } catch (...) {
-    released.reacquire();
-    throw;
-  }
-}
-
 bool in_main_thread();
 
 // The final firmware's lock()/unlock(), an atomic section: from enter until the matching leave,
