@@ -57,17 +57,20 @@ def load(path):
 
 def value(entry, key, how="median"):
     """A figure from either format: C++ {"op": {"median":..}} or Python {"median": {"op":..}}.
-    "end" is kill + join: the kills' threads end while the kill loop still runs, so the join
-    phase alone shows only what was left."""
+    "end" is kill + join of the same run: the kills' threads end while the kill loop still runs,
+    so the join phase alone shows only what was left, and a slow kill leaves a short join.
+    Results written before "end" was measured give the sum of the two phases' figures."""
     if entry is None:
         return None
-    if key == "end":
+    if "median" in entry and isinstance(entry["median"], dict):
+        figure = entry[how].get(key)
+    else:
+        item = entry.get(key)
+        figure = item.get(how) if isinstance(item, dict) else None
+    if figure is None and key == "end":
         kill, join = value(entry, "kill", how), value(entry, "join", how)
         return kill + join if kill is not None and join is not None else None
-    if "median" in entry and isinstance(entry["median"], dict):
-        return entry[how].get(key)
-    item = entry.get(key)
-    return item.get(how) if isinstance(item, dict) else None
+    return figure
 
 
 def fmt(x, divisor):

@@ -20,6 +20,8 @@ waits, and every operation is applied to all N of them, one phase after another:
     resume   mthread.resume(id) for each; threading has none
     kill     mthread.kill(id) for each / a stop item put on each thread's queue
     join     until each is TERMINATED (stack and mailbox freed: status() polled) / Thread.join()
+    end      kill + join of the same run (the killed threads end while the kill loop still runs:
+             a slow kill leaves a short join, so the medians of the two do not add up)
     rss      resident memory after the start, less before, per thread (idle threads)
 
 A figure is the phase's wall time divided by N (a mean over the N threads: periodic costs, a
@@ -64,7 +66,7 @@ CHEAP_ROUNDS = 5
 SMALL_N = 1000
 SMALL_N_RUNS_FACTOR = 3
 PHASES = ["start", "send", "bcast", "notify", "nbcast", "list", "status", "suspend", "resume",
-          "kill", "join", "rss"]
+          "kill", "join", "end", "rss"]
 now = time.perf_counter_ns
 
 
@@ -210,6 +212,7 @@ class MthreadSide:
             while status(tid) != mthread.TERMINATED:
                 mthread.sleep_us(50)
         figures["join"] = now() - t0
+        figures["end"] = figures["kill"] + figures["join"]
         return figures
 
 
@@ -312,6 +315,7 @@ class ThreadingSide:
         for t in self.threads:
             t.join()
         figures["join"] = now() - t0
+        figures["end"] = figures["kill"] + figures["join"]
         return figures
 
 

@@ -9,7 +9,10 @@
 // (send_msg(0, ...); the peer has none: N pushes), notify (one notification each), nbcast
 // (notify(0, ...); the peer: one notify_all on a shared condition variable), list, status,
 // suspend, resume, kill (the peer: a stop request through each thread's mailbox), join (until
-// TERMINATED / std::thread::join), rss (resident memory after the start, less before).
+// TERMINATED / std::thread::join), end (kill + join of the same run: the killed threads end while
+// the kill loop still runs, so a slow kill phase leaves a short join phase, and the two medians
+// taken apart do not add up to the median of a run's whole end), rss (resident memory after the
+// start, less before).
 //
 // A figure is the phase's wall time divided by N (the mean over the N threads), in-process (each
 // side in a fresh process of its own); of the runs, the median (three times as many runs below
@@ -206,6 +209,7 @@ figures run_mthread(std::size_t n) {
     if (!mthread::join(id, patience)) throw std::runtime_error("join timed out");
   }
   f["join"] = static_cast<double>(now_ns() - t0);
+  f["end"] = f["kill"] + f["join"];
   return f;
 }
 
@@ -299,6 +303,7 @@ figures run_std(std::size_t n) {
   t0 = now_ns();
   for (auto& thread : threads) thread.join();
   f["join"] = static_cast<double>(now_ns() - t0);
+  f["end"] = f["kill"] + f["join"];
   return f;
 }
 
