@@ -16,6 +16,7 @@
 
 #include "core/control.hpp"
 #include "core/no_destroy.hpp"
+#include "core/stack.hpp"
 
 namespace mthread::core {
 
@@ -116,9 +117,12 @@ void reaper::hand_over(thread_id ended) {
 }
 
 void reaper::reap_exited() {
+  // The records are dropped once the lock is let go of: the last reference to one gives its
+  // stack back, which may tell the reaper (unmap_retired_soon), taking this lock.
+  std::vector<record_ptr> looked_at;
   std::lock_guard guard(lock_);
-  std::erase_if(unclaimed_, [](thread_id id) {
-    const record_ptr ended = registry::instance().find(id);
+  std::erase_if(unclaimed_, [&looked_at](thread_id id) {
+    const record_ptr& ended = looked_at.emplace_back(registry::instance().find(id));
     if (ended == nullptr || ended->reap_claimed.exchange(true)) return true;  // gone, or claimed
     if (pthread_tryjoin_np(ended->handle, nullptr) != 0) {
       // Still exiting: left here, unclaimed, for the next look or the reaper.
@@ -128,6 +132,16 @@ void reaper::reap_exited() {
     forget(*ended);
     return true;
   });
+}
+
+void reaper::unmap_retired_soon() {
+  bool wake = false;
+  {
+    std::lock_guard guard(lock_);
+    stacks_retired_ = true;
+    wake = std::exchange(waiting_for_work_, false);
+  }
+  if (wake) ready_.notify_one();
 }
 
 void reaper::note_thread_count(std::size_t threads) {
@@ -170,6 +184,15 @@ void reaper::run() {
   for (;;) {
     std::size_t grow_futex_table_for = 0;
     handed_over.clear();
+    if (ending.empty()) {
+      // Before waiting: the stacks retired since the last time, among them those of the threads
+      // this round joined.
+      {
+        std::lock_guard guard(lock_);
+        stacks_retired_ = false;
+      }
+      unmap_retired_stacks();
+    }
     {
       std::unique_lock guard(lock_);
       if (ending.empty()) {
@@ -185,14 +208,14 @@ void reaper::run() {
         // before every sleep for it, and only then: a hand-over during the gathering is seen at
         // its end.
         for (;;) {
-          if (!urgent() && unclaimed_.empty()) {
+          if (!urgent() && unclaimed_.empty() && !stacks_retired_) {
             waiting_for_work_ = true;
             ready_.wait(guard);
             waiting_for_work_ = false;
             ++wake_ups_;
           }
           if (!urgent()) ready_.wait_for(guard, gathering, urgent);
-          if (urgent() || !unclaimed_.empty()) break;
+          if (urgent() || !unclaimed_.empty() || stacks_retired_) break;
         }
       }
       if (futex_table_for_ > futex_table_done_for) {

@@ -78,6 +78,10 @@ class reaper {
   // From start(): `threads` are alive now; the reaper grows the futex table if it is due.
   void note_thread_count(std::size_t threads);
 
+  // Stacks were retired (see give_back_stack): the reaper unmaps them after gathering for about
+  // a millisecond, with those of the threads that end meanwhile.
+  void unmap_retired_soon();
+
   // From a joiner that claimed a thread which is not gone yet (its thread_local destructors
   // still run) and must stop waiting: the reaper waits for it instead.
   void take_over(record_ptr claimed);
@@ -95,6 +99,7 @@ class reaper {
   std::deque<thread_id> unclaimed_;  // ended, and no joiner could join them
   bool running_ = false;
   bool waiting_for_work_ = false;  // asleep without a deadline: a hand-over must wake it
+  bool stacks_retired_ = false;    // since the reaper last unmapped them
   std::size_t wake_ups_ = 0;
   futex_table futexes_;
   std::size_t futex_table_for_ = 0;  // the thread count the table should be sized for

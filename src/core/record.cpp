@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/no_destroy.hpp"
+#include "core/reaper.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -67,7 +68,7 @@ class on_stack_top {
     if (home_->data_noted) note_thread_data(home_->stack, false);
     stack_region stack = std::move(home_->stack);
     std::destroy_at(home_);
-    give_back_stack(std::move(stack));
+    if (give_back_stack(std::move(stack))) reaper::instance().unmap_retired_soon();
   }
 
   stack_home* home() const { return home_; }

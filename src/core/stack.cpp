@@ -174,6 +174,7 @@ namespace {
 struct stack_cache {
   std::mutex lock;
   std::vector<stack_region> stacks;
+  std::vector<stack_region> retired;  // to unmap
 };
 stack_cache& cache() {
   static no_destroy<stack_cache> instance;
@@ -197,12 +198,44 @@ stack_region take_stack(std::size_t usable) {
   return stack_region(usable);
 }
 
-void give_back_stack(stack_region stack) {
-  if (stack.empty()) return;
-  stack.discard_contents();
+bool give_back_stack(stack_region stack) {
+  if (stack.empty()) return false;
   stack.taken_from_top_ = 0;
-  std::lock_guard guard(cache().lock);
-  if (cache().stacks.size() < max_cached_stacks) cache().stacks.push_back(std::move(stack));
+  std::unique_lock guard(cache().lock);
+  if (cache().stacks.size() < max_cached_stacks) {
+    // Its pages are dropped outside the lock (a system call); should the cache fill meanwhile,
+    // the stack is retired after all.
+    guard.unlock();
+    stack.discard_contents();
+    guard.lock();
+    if (cache().stacks.size() < max_cached_stacks) {
+      cache().stacks.push_back(std::move(stack));
+      return false;
+    }
+  }
+  cache().retired.push_back(std::move(stack));
+  return cache().retired.size() == 1;
+}
+
+std::size_t unmap_retired_stacks() {
+  std::vector<stack_region> retired;
+  {
+    std::lock_guard guard(cache().lock);
+    retired.swap(cache().retired);
+  }
+  std::sort(retired.begin(), retired.end(),
+            [](const stack_region& a, const stack_region& b) { return a.base_ < b.base_; });
+  std::size_t calls = 0;
+  for (std::size_t first = 0; first < retired.size();) {
+    char* const from = retired[first].base_;
+    char* to = from + retired[first].mapped_;
+    std::size_t next = first + 1;
+    while (next < retired.size() && retired[next].base_ == to) to += retired[next++].mapped_;
+    munmap(from, static_cast<std::size_t>(to - from));
+    ++calls;
+    for (; first < next; ++first) retired[first].base_ = nullptr;  // unmapped above
+  }
+  return calls;
 }
 
 }  // namespace mthread::core

@@ -43,7 +43,8 @@ class stack_region {
 
  private:
   friend stack_region take_stack(std::size_t usable);
-  friend void give_back_stack(stack_region stack);
+  friend bool give_back_stack(stack_region stack);
+  friend std::size_t unmap_retired_stacks();
   void release();
   char* base_ = nullptr;
   std::size_t mapped_ = 0;
@@ -69,6 +70,15 @@ std::size_t effective_stack_size(std::size_t requested);
 
 // A small cache of stacks of ended threads, so starting a thread costs no mmap in a steady state.
 stack_region take_stack(std::size_t usable);
-void give_back_stack(stack_region stack);
+// A stack the cache has no room for is retired: unmapped later by unmap_retired_stacks(). True
+// when it is the first one retired since they were last unmapped (the reaper is to be told).
+bool give_back_stack(stack_region stack);
+
+// Unmaps the retired stacks, stacks next to each other in one call (threads started one after
+// another have their stacks side by side): an munmap costs a TLB shootdown on each other CPU
+// running the process, and when thousands of threads end at once that was the largest part of
+// each one's end. Their pages were dropped when their threads were joined; what waits here is
+// address space and the few top pages. Returns the number of munmap calls made.
+std::size_t unmap_retired_stacks();
 
 }  // namespace mthread::core
