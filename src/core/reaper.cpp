@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -102,6 +103,7 @@ void reaper::ensure_running() {
   if (running_) return;
   std::thread(&reaper::run, this).detach();
   running_ = true;
+  process_.store(getpid(), std::memory_order_relaxed);
 }
 
 void reaper::hand_over(thread_id ended) {
@@ -135,6 +137,12 @@ void reaper::reap_exited() {
 }
 
 void reaper::unmap_retired_soon() {
+  // In a child forked from the process the reaper runs in, there is no reaper (nor may its lock
+  // be free): unmapped now.
+  if (process_.load(std::memory_order_relaxed) != getpid()) {
+    unmap_retired_stacks();
+    return;
+  }
   bool wake = false;
   {
     std::lock_guard guard(lock_);
@@ -181,17 +189,20 @@ void reaper::run() {
   std::deque<record_ptr> ending;  // claimed by the reaper, not yet joined
   std::vector<thread_id> handed_over;
   std::size_t futex_table_done_for = 0;
+  auto unmapped_at = std::chrono::steady_clock::now();
   for (;;) {
     std::size_t grow_futex_table_for = 0;
     handed_over.clear();
-    if (ending.empty()) {
-      // Before waiting: the stacks retired since the last time, among them those of the threads
-      // this round joined.
+    // The stacks retired meanwhile, among them those of the threads joined here: before waiting,
+    // and while joining, once a gathering's time has passed (a thread slow to end keeps
+    // `ending` from emptying for as long as it takes).
+    if (ending.empty() || std::chrono::steady_clock::now() - unmapped_at >= gathering) {
       {
         std::lock_guard guard(lock_);
         stacks_retired_ = false;
       }
       unmap_retired_stacks();
+      unmapped_at = std::chrono::steady_clock::now();
     }
     {
       std::unique_lock guard(lock_);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <atomic>
@@ -98,6 +99,7 @@ class reaper {
   std::deque<record_ptr> claimed_;   // claimed by a joiner that had to stop waiting
   std::deque<thread_id> unclaimed_;  // ended, and no joiner could join them
   bool running_ = false;
+  std::atomic<pid_t> process_{0};  // the process the reaper runs in
   bool waiting_for_work_ = false;  // asleep without a deadline: a hand-over must wake it
   bool stacks_retired_ = false;    // since the reaper last unmapped them
   std::size_t wake_ups_ = 0;

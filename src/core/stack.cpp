@@ -1,5 +1,6 @@
 #include "core/stack.hpp"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -10,8 +11,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/no_destroy.hpp"
@@ -176,8 +179,29 @@ struct stack_cache {
   std::vector<stack_region> stacks;
   std::vector<stack_region> retired;  // to unmap
 };
+
+stack_cache& cache();
+
+// A fork() child gets the lock free, and leaves the parent's retired stacks to nobody: the
+// parent's reaper was told about them, and a child has no reaper. They are unmapped there, at
+// once (give_back_stack tells only about the first one retired).
+void lock_cache_for_fork() {
+  cache().lock.lock();
+}
+void unlock_cache_in_parent() {
+  cache().lock.unlock();
+}
+void unlock_cache_in_child() {
+  cache().lock.unlock();
+  (void)unmap_retired_stacks();
+}
+
 stack_cache& cache() {
   static no_destroy<stack_cache> instance;
+  static const bool fork_handled = [] {
+    return pthread_atfork(lock_cache_for_fork, unlock_cache_in_parent, unlock_cache_in_child) == 0;
+  }();
+  (void)fork_handled;
   return instance.get();
 }
 }  // namespace
@@ -218,22 +242,25 @@ bool give_back_stack(stack_region stack) {
 }
 
 std::size_t unmap_retired_stacks() {
-  std::vector<stack_region> retired;
+  std::vector<std::pair<char*, std::size_t>> ranges;  // base, length
   {
     std::lock_guard guard(cache().lock);
-    retired.swap(cache().retired);
+    for (stack_region& stack : cache().retired) {
+      ranges.emplace_back(std::exchange(stack.base_, nullptr), stack.mapped_);  // unmapped below
+    }
+    cache().retired.clear();
   }
-  std::sort(retired.begin(), retired.end(),
-            [](const stack_region& a, const stack_region& b) { return a.base_ < b.base_; });
+  std::sort(ranges.begin(), ranges.end(),
+            [](const auto& a, const auto& b) { return std::less<>()(a.first, b.first); });
   std::size_t calls = 0;
-  for (std::size_t first = 0; first < retired.size();) {
-    char* const from = retired[first].base_;
-    char* to = from + retired[first].mapped_;
+  for (std::size_t first = 0; first < ranges.size();) {
+    char* const from = ranges[first].first;
+    char* to = from + ranges[first].second;
     std::size_t next = first + 1;
-    while (next < retired.size() && retired[next].base_ == to) to += retired[next++].mapped_;
+    while (next < ranges.size() && ranges[next].first == to) to += ranges[next++].second;
     munmap(from, static_cast<std::size_t>(to - from));
     ++calls;
-    for (; first < next; ++first) retired[first].base_ = nullptr;  // unmapped above
+    first = next;
   }
   return calls;
 }

@@ -22,6 +22,9 @@ class stack_region {
   stack_region& operator=(stack_region&& other) noexcept;
 
   bool empty() const { return base_ == nullptr; }
+  // The whole mapping: guard page, signal stack, guard zone and usable stack.
+  char* mapping_start() const { return base_; }
+  std::size_t mapping_size() const { return mapped_; }
   char* low() const { return usable_low_; }
   std::size_t size() const { return usable_; }
   // Takes `bytes` (aligned to `alignment`) off the top of the usable stack, for what the thread's

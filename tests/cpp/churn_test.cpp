@@ -36,6 +36,11 @@ std::size_t most_maps(const footprint& before) {
   return before.maps + cache_maps + arena_maps();
 }
 
+footprint quiet_footprint() {
+  (void)mt_test::quiet_maps_count();
+  return footprint{};
+}
+
 // The footprint once the retired stacks are unmapped (or 5 s have passed).
 footprint settled(const footprint& before) {
   (void)wait_for([&] { return mt_test::maps_count() <= most_maps(before); }, 5s);
@@ -75,7 +80,7 @@ void warm_up() {
 
 TEST_F(Churn, StartKillCyclesLeaveNoTrace) {
   warm_up();
-  const footprint before;
+  const footprint before = quiet_footprint();
   constexpr int cycles = 3000;
   for (int i = 0; i < cycles; ++i) {
     const auto id = mthread::start_new_thread("churn-" + std::to_string(i), [] {
@@ -94,7 +99,7 @@ TEST_F(Churn, StartKillCyclesLeaveNoTrace) {
 
 TEST_F(Churn, StartEndCyclesLeaveNoTrace) {
   warm_up();
-  const footprint before;
+  const footprint before = quiet_footprint();
   constexpr int cycles = 3000;
   constexpr int batch = 8;
   for (int i = 0; i < cycles; i += batch) {
@@ -110,7 +115,7 @@ TEST_F(Churn, StartEndCyclesLeaveNoTrace) {
 
 TEST_F(Churn, ManyConcurrentThreadsComeAndGo) {
   warm_up();
-  const footprint before;
+  const footprint before = quiet_footprint();
   for (int round = 0; round < 5; ++round) {
     std::vector<mthread::thread_id> ids;
     for (int i = 0; i < 200; ++i) {
@@ -124,7 +129,7 @@ TEST_F(Churn, ManyConcurrentThreadsComeAndGo) {
 
 TEST_F(Churn, MixedStackSizesOverflowTheCacheWithoutLeaking) {
   warm_up();
-  const footprint before;
+  const footprint before = quiet_footprint();
   for (int i = 0; i < 600; ++i) {
     mthread::start_options options;
     options.stack_size = (128u << 10) + static_cast<std::size_t>(i % 20) * (64u << 10);

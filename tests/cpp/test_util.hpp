@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -75,6 +76,21 @@ inline std::size_t maps_count() {
   std::size_t count = 0;
   while (std::getline(in, line)) ++count;
   return count;
+}
+
+// The count of mappings once it holds still for 5 ms (or 5 s have passed): the stacks the stack
+// cache has no room for are unmapped by the reaper about a millisecond after their threads are
+// gone.
+inline std::size_t quiet_maps_count() {
+  std::size_t last = maps_count();
+  (void)wait_for(
+      [&] {
+        std::this_thread::sleep_for(5ms);
+        const std::size_t now = maps_count();
+        return std::exchange(last, now) == now;
+      },
+      5s);
+  return last;
 }
 
 inline std::size_t fd_count() {

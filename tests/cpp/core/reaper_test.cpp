@@ -4,8 +4,11 @@
 // spins; one that said it is reaped once it exits, and nothing of it is left.
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -111,6 +114,66 @@ TEST_F(Reaper, QuickStartsWakeItAtMostOnceAMillisecond) {
   EXPECT_LE(wake_ups, most) << "600 starts in "
                             << std::chrono::duration_cast<std::chrono::microseconds>(took).count()
                             << " µs woke the reaper " << wake_ups << " times";
+}
+
+// A thread whose end is slow (a thread_local destructor that takes its time), handed to the
+// reaper, keeps it joining; the stacks of the threads that end meanwhile and do not fit the
+// stack cache are unmapped all the same, not once the slow one is gone.
+std::atomic<bool> let_the_slow_end_go{false};
+struct slow_to_destroy {
+  ~slow_to_destroy() {
+    while (!let_the_slow_end_go.load()) std::this_thread::sleep_for(1ms);
+  }
+};
+thread_local slow_to_destroy slow_end;
+
+void start_kill_join(int n) {
+  std::vector<mthread::thread_id> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(mthread::start_new_thread("crowd", [] { (void)mthread::wait(30s); }));
+  }
+  for (const auto id : ids) mthread::kill(id);
+  for (const auto id : ids) ASSERT_TRUE(mthread::join(id, 10s));
+}
+
+TEST_F(Reaper, RetiredStacksAreUnmappedWhileAThreadIsSlowToEnd) {
+  start_kill_join(50);
+  const std::size_t before = mt_test::quiet_maps_count();
+  std::atomic<bool> body_over{false};
+  const auto slow = mthread::start_new_thread("slow", [&] {
+    (void)&slow_end;  // constructed: destroyed as the thread ends
+    body_over = true;
+  });
+  ASSERT_TRUE(wait_for([&] { return body_over.load(); }));
+  start_kill_join(200);
+  // 8 cached stacks, 4 mappings each, and the slow thread's stack.
+  const std::size_t most = before + 8 * 4 + 4;
+  EXPECT_TRUE(wait_for([&] { return mt_test::maps_count() <= most; }, 2s))
+      << mt_test::maps_count() << " mappings, " << before << " before";
+  let_the_slow_end_go = true;
+  EXPECT_TRUE(mthread::join(slow, 10s));
+}
+
+// A child forked when no thread runs has no reaper (the parent's did not come along): the stacks
+// of the threads it starts and joins are unmapped all the same.
+void start_kill_join_in_child() {
+  const std::size_t before = mt_test::maps_count();
+  std::vector<mthread::thread_id> ids;
+  for (int i = 0; i < 100; ++i) {
+    ids.push_back(mthread::start_new_thread("child's", [] { (void)mthread::wait(30s); }));
+  }
+  for (const auto id : ids) mthread::kill(id);
+  for (const auto id : ids) {
+    if (!mthread::join(id, 10s)) std::_Exit(2);
+  }
+  const std::size_t after = mt_test::maps_count();
+  std::fprintf(stderr, "maps %zu -> %zu\n", before, after);
+  std::_Exit(after <= before + 8 * 4 ? 0 : 1);
+}
+
+TEST_F(Reaper, AForkedChildUnmapsTheStacksOfItsThreads) {
+  start_kill_join(20);  // the reaper runs
+  EXPECT_EXIT(start_kill_join_in_child(), ::testing::ExitedWithCode(0), "maps");
 }
 
 }  // namespace
