@@ -12,15 +12,15 @@ slot_pool& slot_pool::shared() {
 thread_slot& slot_pool::take(thread_id id) {
   std::lock_guard guard(lock_);
   if (free_ == nullptr) {
-    chunks_.push_back(std::make_unique<thread_slot[]>(chunk_slots));
-    thread_slot* chunk = chunks_.back().get();
+    chunks_.push_back(std::make_unique<slot_pool::chunk>());
+    thread_slot* const made = chunks_.back()->slots;
     // Chained so that slots taken one after the other (threads started one after the other, often
     // a pair that hands work back and forth) lie a few cache lines apart, not on one line whose
     // `waiting` bits both write at every wait: 0, spread, 2 * spread, ..., then 1, 1 + spread, ...
     for (std::size_t position = chunk_slots; position-- > 0;) {
       const std::size_t index = (position % slot_lines) * spread + position / slot_lines;
-      chunk[index].next = free_;
-      free_ = &chunk[index];
+      made[index].next = free_;
+      free_ = &made[index];
     }
   }
   thread_slot& slot = *free_;

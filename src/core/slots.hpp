@@ -108,8 +108,13 @@ class slot_pool {
   std::size_t capacity() const;  // slots made so far, taken or free
 
  private:
+  // On a cache line of its own: the last slot a chunk hands out is its last, and the next
+  // chunk's first one must not share that slot's line (the heap may put chunks side by side).
+  struct alignas(64) chunk {
+    thread_slot slots[chunk_slots];
+  };
   mutable std::mutex lock_;
-  std::vector<std::unique_ptr<thread_slot[]>> chunks_;
+  std::vector<std::unique_ptr<chunk>> chunks_;
   thread_slot* free_ = nullptr;
 };
 
