@@ -234,6 +234,46 @@ TEST(Parker, WaitsThatNobodyAnswersShrinkTheSpin) {
   EXPECT_LE(taught * 4, fresh) << "fresh " << fresh << " looks, after idle waits " << taught;
 }
 
+// A wait that nobody answers, or that a waker answers long after any spin could have caught it
+// (an idle thread's), makes the next wait spin the least at once: halving from the first spin
+// took a thread's first four waits, each spinning while others needed the CPU.
+TEST(Parker, OneWaitAnsweredFarTooLateOrNotAtAllShrinksTheSpinAtOnce) {
+  int fresh = 0;
+  for (int i = 0; i < 8; ++i) {
+    parker p;
+    fresh = std::max(fresh, looks_while_spinning(p));
+  }
+  parker unanswered;
+  (void)looks_while_spinning(unanswered);  // the lesson: nothing came
+  int after_none = 0;
+  for (int i = 0; i < 4; ++i) after_none = std::max(after_none, looks_while_spinning(unanswered));
+
+  // From another CPU (a late wake from the owner's own CPU makes the next wait sleep at once).
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  const Unpin unpin;
+  ASSERT_TRUE(pin_to(cpus[0]));
+  parker answered_late;
+  std::atomic<bool> go{false};
+  std::thread waker([&] {
+    (void)pin_to(cpus[1]);
+    while (!go.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(3ms);  // the lateness being taught
+    answered_late.wake();
+  });
+  const std::uint32_t seen = answered_late.prepare();
+  go.store(true);
+  EXPECT_FALSE(park(answered_late, seen, never, nothing_arrives));
+  waker.join();
+  const int after_late = looks_while_spinning(answered_late);
+
+  EXPECT_GT(fresh, 0);
+  EXPECT_LE(after_none * 6, fresh)
+      << "fresh " << fresh << " looks, after one unanswered wait " << after_none;
+  EXPECT_LE(after_late * 6, fresh)
+      << "fresh " << fresh << " looks, after one late wake " << after_late;
+}
+
 // A waker that ran on the CPU the owner spun on could only run once the spin let go of it:
 // the owner then yields to it as it looks, and sees its answers without either of them going
 // through a sleep and a wake-up (a thread started on its starter's CPU, a busy machine).
