@@ -241,6 +241,11 @@ bool give_back_stack(stack_region stack) {
   return cache().retired.size() == 1;
 }
 
+std::size_t retired_stacks() {
+  std::lock_guard guard(cache().lock);
+  return cache().retired.size();
+}
+
 std::size_t unmap_retired_stacks() {
   std::vector<std::pair<char*, std::size_t>> ranges;  // base, length
   {

@@ -48,6 +48,8 @@ class stack_region {
   friend stack_region take_stack(std::size_t usable);
   friend bool give_back_stack(stack_region stack);
   friend std::size_t unmap_retired_stacks();
+  // How many retired stacks wait to be unmapped.
+  std::size_t retired_stacks();
   void release();
   char* base_ = nullptr;
   std::size_t mapped_ = 0;
@@ -83,5 +85,7 @@ bool give_back_stack(stack_region stack);
 // each one's end. Their pages were dropped when their threads were joined; what waits here is
 // address space and the few top pages. Returns the number of munmap calls made.
 std::size_t unmap_retired_stacks();
+// How many retired stacks wait to be unmapped.
+std::size_t retired_stacks();
 
 }  // namespace mthread::core
