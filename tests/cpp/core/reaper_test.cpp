@@ -139,7 +139,7 @@ void start_kill_join(int n) {
 
 TEST_F(Reaper, RetiredStacksAreUnmappedWhileAThreadIsSlowToEnd) {
   start_kill_join(50);
-  const std::size_t before = mt_test::quiet_maps_count();
+  [[maybe_unused]] const std::size_t before = mt_test::quiet_maps_count();
   std::atomic<bool> body_over{false};
   const auto slow = mthread::start_new_thread("slow", [&] {
     (void)&slow_end;  // constructed: destroyed as the thread ends
