@@ -164,9 +164,6 @@ class python_thread final : public thread_hooks {
     // the end, not report RUNNING and sleep (70 µs a start in the bench, on 3.12 and 3.13).
     binding::body_over_but_for_release();
     PyThreadState_DeleteCurrent();
-    // A release as gil_release's are: a thread this one woke (its starter, waiting for its
-    // last notification) waits for it to take the GIL without sleeping on it.
-    gil_releases.fetch_add(1, std::memory_order_relaxed);
   }
 
   void on_suspend_request() override {
