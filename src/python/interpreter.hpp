@@ -67,12 +67,9 @@ inline std::atomic<std::uint64_t> gil_releases{0};
 
 class gil_release {
  public:
-  gil_release()
-      : saved_(PyEval_SaveThread()),
-        releases_after_(gil_releases.fetch_add(1, std::memory_order_relaxed) + 1) {}
-  // The count of releases this one made: while it stays so, nobody let go of the GIL through
-  // the binding since (see wait_briefly_for_a_free_gil).
-  std::uint64_t releases_after() const { return releases_after_; }
+  gil_release() : saved_(PyEval_SaveThread()) {
+    gil_releases.fetch_add(1, std::memory_order_relaxed);
+  }
   // Re-taking the GIL can end this thread (pthread_exit) during interpreter shutdown, so it
   // is done explicitly, never from a destructor.
   void reacquire() {
@@ -87,7 +84,6 @@ class gil_release {
 
  private:
   PyThreadState* saved_;
-  std::uint64_t releases_after_;
 };
 
 bool in_main_thread();
@@ -158,10 +154,7 @@ std::optional<T> wait_without_gil(const deadline& until, Attempt&& attempt) {
     }
     {
       const binding::lock_queue_turn turn;
-      // What woke it was most often sent by a thread that took the GIL after this one let go
-      // of it, and lets go of it in its own wait next.
-      if (result)
-        wait_briefly_for_a_free_gil(std::chrono::microseconds(3), released.releases_after());
+      if (result) wait_briefly_for_a_free_gil();
       released.reacquire();
     }
     if (result || until.passed()) return result;
