@@ -46,10 +46,11 @@ constexpr std::int64_t min_spin_ns = 1'000;
 constexpr std::uint32_t initial_spin_ns = 20'000;
 // Past this, the spin yields the CPU now and then: a thread that needs this CPU gets it.
 constexpr std::int64_t pure_spin_ns = 10'000;
-// A wake this much later than the spin (or none: a timeout) comes from no partner a spin could
-// catch: the next wait spins the least at once, not half as long as this one. Halving from the
-// first spin took a thread's first four waits after a start (20, 10, 5, 2.5 µs of spin); a
-// broadcast to 10000 threads, each one's second wake, cost 15-19 µs a thread instead of 10.
+// A wake this much later than the spin (or none: a timeout, or a return for a signal) comes from
+// no partner a spin could catch: the next wait spins the least at once, not half as long as this
+// one. Halving from the first spin took a thread's first four waits after a start (20, 10, 5,
+// 2.5 µs of spin); a broadcast to 10000 threads, each one's second wake, cost 15-19 µs a thread
+// instead of 10.
 constexpr std::int64_t far_too_late_ns = 1'000'000;
 // Not a budget: the owner's waker answered from the owner's CPU, so the owner yields to it as it
 // looks (see wait_for). A budget of 0 sleeps at once.
@@ -195,8 +196,8 @@ void parker::wait_for(std::uint32_t seen, const deadline& until, bool (*arrived)
   // of it (the two threads share a CPU: a busy machine, or a thread started on its starter's
   // CPU): spinning is in the way. If it answered within the longest spin, yield to it the next
   // time; if later, sleep at once. A wake from elsewhere within the longest spin would have been
-  // caught by spinning: spin fully. A later one, or none (a timeout), says spinning here is
-  // wasted: halve the spin, or spin the least if it came far too late for any spin.
+  // caught by spinning: spin fully. A later one, or none (a timeout, a signal), says spinning here
+  // is wasted: halve the spin, or spin the least if it came far too late for any spin.
   std::uint32_t next = static_cast<std::uint32_t>(min_spin_ns);
   if (word_.load(std::memory_order_relaxed) != seen) {
     const std::int64_t woken_after = woken_at_.load(std::memory_order_relaxed) - start;

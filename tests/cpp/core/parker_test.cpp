@@ -66,7 +66,7 @@ int looks_while_spinning(parker& p) {
   return looks;
 }
 
-// Each run of the spin without an answer halves it, down to its floor.
+// A run of the spin without an answer takes it to its floor.
 void teach_that_nobody_answers(parker& p) {
   for (int i = 0; i < 16; ++i) looks_while_spinning(p);
 }
@@ -247,29 +247,26 @@ TEST(Parker, OneWaitAnsweredFarTooLateOrNotAtAllShrinksTheSpinAtOnce) {
   (void)looks_while_spinning(unanswered);  // the lesson: nothing came
   int after_none = 0;
   for (int i = 0; i < 4; ++i) after_none = std::max(after_none, looks_while_spinning(unanswered));
+  EXPECT_GT(fresh, 0);
+  EXPECT_LE(after_none * 6, fresh)
+      << "fresh " << fresh << " looks, after one unanswered wait " << after_none;
 
-  // From another CPU (a late wake from the owner's own CPU makes the next wait sleep at once).
+  // From another CPU (a late wake from the owner's own CPU makes the next wait sleep at once),
+  // once the owner sleeps (a wake its spin saw would teach nothing).
   const std::vector<int> cpus = allowed_cpus();
   if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
   const Unpin unpin;
   ASSERT_TRUE(pin_to(cpus[0]));
   parker answered_late;
-  std::atomic<bool> go{false};
   std::thread waker([&] {
     (void)pin_to(cpus[1]);
-    while (!go.load()) std::this_thread::yield();
+    while (!answered_late.sleeping()) std::this_thread::yield();
     std::this_thread::sleep_for(3ms);  // the lateness being taught
     answered_late.wake();
   });
-  const std::uint32_t seen = answered_late.prepare();
-  go.store(true);
-  EXPECT_FALSE(park(answered_late, seen, never, nothing_arrives));
+  EXPECT_FALSE(park(answered_late, answered_late.prepare(), never, nothing_arrives));
   waker.join();
   const int after_late = looks_while_spinning(answered_late);
-
-  EXPECT_GT(fresh, 0);
-  EXPECT_LE(after_none * 6, fresh)
-      << "fresh " << fresh << " looks, after one unanswered wait " << after_none;
   EXPECT_LE(after_late * 6, fresh)
       << "fresh " << fresh << " looks, after one late wake " << after_late;
 }
