@@ -36,6 +36,7 @@ std::size_t most_maps(const footprint& before) {
   return before.maps + cache_maps + arena_maps();
 }
 
+// The footprint once the count of mappings holds still: the warm-up's retired stacks unmapped.
 footprint quiet_footprint() {
   (void)mt_test::quiet_maps_count();
   return footprint{};
