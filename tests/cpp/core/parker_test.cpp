@@ -271,6 +271,58 @@ TEST(Parker, OneWaitAnsweredFarTooLateOrNotAtAllShrinksTheSpinAtOnce) {
       << "fresh " << fresh << " looks, after one late wake " << after_late;
 }
 
+// A wait that found every spin slot taken (a crowd of threads started or woken together) slept
+// at once; when nothing answers it, or only far too late for any spin, its next wait spins the
+// least too, not the first budget it never spent: spent later, with slots free, that spin took a
+// CPU from the threads doing the work.
+TEST(Parker, AWaitThatFoundNoSpinSlotLearnsFromAnAnswerThatNeverCame) {
+  int fresh = 0;
+  for (int i = 0; i < 8; ++i) {
+    parker p;
+    fresh = std::max(fresh, looks_while_spinning(p));
+  }
+  // Threads whose spin stops at its first look take the slots, one more each, until one finds
+  // none free and sleeps without spinning.
+  struct holder {
+    enum { started, spinning, slept };
+    std::atomic<int> state{started};
+    parker park;
+    std::thread thread;
+  };
+  std::atomic<bool> release{false};
+  std::vector<std::unique_ptr<holder>> holders;
+  auto let_go = [&] {
+    release.store(true);
+    for (auto& h : holders) {
+      h->park.wake();  // the one that slept; the others see `release`
+      h->thread.join();
+    }
+  };
+  bool crowded = false;
+  while (!crowded && holders.size() < 64) {
+    auto& h = *holders.emplace_back(std::make_unique<holder>());
+    h.thread = std::thread([&h, &release] {
+      park(h.park, h.park.prepare(), never, [&](bool going_to_sleep) {
+        if (!going_to_sleep) {
+          h.state.store(holder::spinning);
+          while (!release.load()) std::this_thread::yield();
+          return true;
+        }
+        if (h.state.load() == holder::started) h.state.store(holder::slept);
+        return release.load();
+      });
+    });
+    if (!wait_for([&] { return h.state.load() != holder::started; })) break;
+    crowded = h.state.load() == holder::slept;
+  }
+  parker unanswered;
+  if (crowded) (void)park(unanswered, unanswered.prepare(), 2ms, nothing_arrives);
+  let_go();
+  ASSERT_TRUE(crowded) << "no holder of " << holders.size() << " found every spin slot taken";
+  const int after = looks_while_spinning(unanswered);
+  EXPECT_LE(after * 6, fresh) << "fresh " << fresh << " looks, after a crowded wait " << after;
+}
+
 // A waker that ran on the CPU the owner spun on could only run once the spin let go of it:
 // the owner then yields to it as it looks, and sees its answers without either of them going
 // through a sleep and a wake-up (a thread started on its starter's CPU, a busy machine).
