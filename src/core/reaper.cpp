@@ -1,6 +1,7 @@
 // The reaper thread, the futex table it sizes, and the joins it shares with join().
 #include "core/reaper.hpp"
 
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <bit>
 #include <limits>
+#include <new>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -95,7 +97,25 @@ void futex_table::grow(std::size_t threads) {
 
 reaper& reaper::instance() {
   static no_destroy<reaper> instance;
+  // A consistent state for the child: the lock is taken for the fork (the reaper holds it only
+  // for moments, and calls nothing under it that takes a lock a forking thread may hold).
+  static const bool fork_handled =
+      pthread_atfork([] { instance.get().lock_.lock(); }, [] { instance.get().lock_.unlock(); },
+                     [] { instance.get().start_over_in_child(); }) == 0;
+  (void)fork_handled;
   return instance.get();
+}
+
+void reaper::start_over_in_child() {
+  for (record_ptr& claimed : claimed_) from_parent_.push_back(std::move(claimed));
+  claimed_.clear();
+  unclaimed_.clear();  // the parent's threads' ids: none of them is ever joined here
+  running_ = false;    // the next start here starts a reaper
+  waiting_for_work_ = false;
+  // The parent's reaper may have been waiting on it: a condition variable with a waiter that
+  // does not exist here could keep a notify waiting for that waiter.
+  ::new (static_cast<void*>(&ready_)) std::condition_variable();
+  lock_.unlock();
 }
 
 void reaper::ensure_running() {

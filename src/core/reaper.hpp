@@ -93,11 +93,18 @@ class reaper {
 
  private:
   void run();
+  // fork(): the child's copy of the reaper has no thread, and its lock may have been held by the
+  // parent's reaper. Called in the child with the lock taken before the fork.
+  void start_over_in_child();
 
   std::mutex lock_;
   std::condition_variable ready_;
   std::deque<record_ptr> claimed_;   // claimed by a joiner that had to stop waiting
   std::deque<thread_id> unclaimed_;  // ended, and no joiner could join them
+  // In a forked child: what the parent's reaper had claimed. Those threads do not exist here, so
+  // nobody can join them; the references are kept rather than dropped in the fork handler, where
+  // the last one would give a stack back to a cache that may still be locked.
+  std::deque<record_ptr> from_parent_;
   bool running_ = false;
   std::atomic<pid_t> process_{0};  // the process the reaper runs in
   bool waiting_for_work_ = false;  // asleep without a deadline: a hand-over must wake it

@@ -157,8 +157,8 @@ TEST_F(Reaper, RetiredStacksAreUnmappedWhileAThreadIsSlowToEnd) {
   EXPECT_TRUE(mthread::join(slow, 10s));
 }
 
-// A child forked when no thread runs has no reaper (the parent's did not come along): the stacks
-// of the threads it starts and joins are unmapped all the same.
+// A child forked when no thread runs has none of the parent's threads, its reaper included: the
+// stacks of the threads it starts and joins are unmapped all the same (by a reaper of its own).
 void start_kill_join_in_child() {
   const std::size_t before = mt_test::maps_count();
   std::vector<mthread::thread_id> ids;
@@ -169,11 +169,11 @@ void start_kill_join_in_child() {
   for (const auto id : ids) {
     if (!mthread::join(id, 10s)) std::_Exit(2);
   }
-  const std::size_t after = mt_test::maps_count();
-  const std::size_t left_retired = mthread::core::unmap_retired_stacks();
-  std::fprintf(stderr, "maps %zu -> %zu, %zu munmap calls left to make\n", before, after,
-               left_retired);
-  if (left_retired != 0) std::_Exit(1);
+  const bool unmapped = wait_for([] { return mthread::core::retired_stacks() == 0; }, 2s);
+  const std::size_t after = mt_test::quiet_maps_count();
+  std::fprintf(stderr, "maps %zu -> %zu, %zu stacks left retired\n", before, after,
+               mthread::core::retired_stacks());
+  if (!unmapped) std::_Exit(1);
 #if !defined(__SANITIZE_ADDRESS__)
   // (AddressSanitizer maps memory of its own for each thread and keeps some of it.) The cached
   // stacks, 4 mappings each, and the malloc arenas glibc may give the new threads (8 a CPU, 2
@@ -188,6 +188,21 @@ void start_kill_join_in_child() {
 TEST_F(Reaper, AForkedChildUnmapsTheStacksOfItsThreads) {
   start_kill_join(20);  // the reaper runs
   EXPECT_EXIT(start_kill_join_in_child(), ::testing::ExitedWithCode(0), "maps");
+}
+
+// The parent's reaper did not come along either: the child starts one of its own, which reaps the
+// threads that end there with nobody to join them (a start reaps only those already gone before
+// it, so the last ones would stay).
+void end_threads_unjoined_in_child() {
+  for (int i = 0; i < 20; ++i) (void)mthread::start_new_thread("child's", [] {});
+  const bool reaped = wait_for([] { return mthread::list().size() == 1; }, 10s);
+  std::fprintf(stderr, "threads left %zu\n", mthread::list().size());
+  std::_Exit(reaped ? 0 : 1);
+}
+
+TEST_F(Reaper, AForkedChildReapsTheThreadsNobodyJoins) {
+  start_kill_join(20);  // the reaper runs
+  EXPECT_EXIT(end_threads_unjoined_in_child(), ::testing::ExitedWithCode(0), "threads left 1\n");
 }
 
 }  // namespace
