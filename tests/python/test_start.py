@@ -286,3 +286,38 @@ def test_start_from_foreign_thread_and_control_from_it():
     t.join(SHORT)
     assert out.get("suspend") and out.get("resume") and out.get("kill"), out
     assert wait_until(lambda: gone(out["tid"]))
+
+
+def test_a_forked_child_reaps_the_threads_nobody_joins():
+    """A child forked once the parent's threads are gone (a multiprocessing pool after threads
+    were used) has none of the parent's threads, its reaper included: it starts its own, and the
+    threads that end there with nobody to join them leave list()."""
+    result = run_python("""
+        import mthread, os, signal, sys, time
+        def gone_but_main(seconds):
+            give_up = time.monotonic() + seconds
+            while len(mthread.list(False)) > 1 and time.monotonic() < give_up:
+                time.sleep(0.001)
+            return len(mthread.list(False)) == 1
+        for i in range(5):
+            mthread.start_new_thread("parent's", lambda: None, ())
+        assert gone_but_main(10), "the parent's threads were not reaped"
+        child = os.fork()
+        if child == 0:
+            for i in range(30):
+                mthread.start_new_thread("child's", lambda: None, ())
+            os._exit(0 if gone_but_main(10) else 3)
+        give_up = time.monotonic() + 20
+        while True:
+            pid, status = os.waitpid(child, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > give_up:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+                sys.exit("the child hung")
+            time.sleep(0.01)
+        print("child exit", os.waitstatus_to_exitcode(status))
+    """)
+    assert_clean_exit(result.returncode, result.stderr, {0})
+    assert "child exit 0" in result.stdout, result.stdout + result.stderr
