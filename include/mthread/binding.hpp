@@ -27,7 +27,11 @@ class thread_hooks {
  public:
   virtual ~thread_hooks() = default;
   // Called in the thread that asked, after the request is recorded, with no lock of mthread's
-  // held. The target may be anywhere: running, blocked, or about to end.
+  // held. The target may be anywhere: running, blocked, or about to end. A suspend of a thread
+  // inside one of mthread's waits (sleep_until, wait, get_msg, poll, a mutex's lock_waiting,
+  // join) calls no hook: the core stops the thread there, and a binding looks at
+  // suspend_requested() itself once such a wait returns, before its interpreter's code runs
+  // again (the request may have come just as the wait ended).
   virtual void on_suspend_request() {}
   virtual void on_kill_request() {}
 };

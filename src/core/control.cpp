@@ -98,21 +98,41 @@ void allow_suspend(bool allow) {
 
 bool suspend(thread_id id) {
   api_call call;
-  const core::record_ptr target = registry::instance().find(id);
-  if (!core::alive(target) || target.get() == call.self() ||
-      !target->suspendable.load(std::memory_order_acquire) ||
-      target->kill_requested.load(std::memory_order_acquire)) {
-    return false;
-  }
-  if (target->suspend_requested.exchange(true, std::memory_order_seq_cst)) return false;
-  // allow_suspend(false) may have run between the check above and the request: then it either
-  // saw the request (and parked at its end, before returning: the undo wakes it) or we see its
-  // store here. Undo, so no thread is ever stopped after allow_suspend(false) returned.
-  if (!target->suspendable.load(std::memory_order_seq_cst)) {
-    target->suspend_requested.store(false, std::memory_order_seq_cst);
+  using slot = core::thread_slot;
+  bool requested = false;
+  bool undone = false;
+  const core::record_ptr target =
+      registry::instance().decide_by_slot(id, [&](slot* target_slot, bool joining) {
+        if (target_slot == nullptr || target_slot->record() == call.self()) return false;
+        const std::uintptr_t flags = target_slot->word.load(std::memory_order_acquire);
+        if ((flags & (slot::ended_bit | slot::kill_requested_bit)) != 0 ||
+            (flags & slot::suspendable_bit) == 0) {
+          return false;
+        }
+        const std::uintptr_t before =
+            target_slot->word.fetch_or(slot::suspend_requested_bit, std::memory_order_seq_cst);
+        if ((before & slot::suspend_requested_bit) != 0) return false;
+        // allow_suspend(false) may have run between the look above and the request: then it
+        // either saw the request (and parked at its end, before returning: the undo wakes it)
+        // or the request sees it gone. Undone, so no thread is ever stopped after
+        // allow_suspend(false) returned.
+        if ((before & slot::suspendable_bit) == 0) {
+          target_slot->word.fetch_and(~slot::suspend_requested_bit, std::memory_order_seq_cst);
+          undone = true;
+          return true;
+        }
+        requested = true;
+        // A thread inside one of mthread's waits stops there, or sees the request as it leaves
+        // (a native thread parks at the end of the call, a binding looks before its
+        // interpreter's code runs again): nothing else is needed, unless it may be a joiner.
+        return (before & slot::waiting_bit) == 0 || joining;
+      });
+  if (undone) {
     target->park.wake();
     return false;
   }
+  if (!requested) return false;
+  if (target == nullptr) return true;
   // A suspended joiner cannot join the thread it waits for: if that one has ended already (and
   // counted on this joiner), the reaper does it. (Before the hook: a Python one may block.)
   if (core::record_ptr joined = registry::instance().ended_target_of(*target)) {
@@ -128,14 +148,20 @@ bool suspend(thread_id id) {
 
 bool resume(thread_id id) {
   api_call call;
-  const core::record_ptr target = registry::instance().find(id);
-  if (target == nullptr || !target->suspend_requested.exchange(false, std::memory_order_seq_cst)) {
-    return false;
-  }
+  using slot = core::thread_slot;
+  bool resumed = false;
   // A thread suspended while it slept in a wait is still asleep there, and sees the resume
   // whenever that wait wakes it: only one that stopped for the suspension needs waking.
-  if (target->asleep_suspended.load(std::memory_order_seq_cst)) target->park.wake();
-  return true;
+  const core::record_ptr stopped =
+      registry::instance().decide_by_slot(id, [&](slot* target_slot, bool) {
+        if (target_slot == nullptr) return false;
+        const std::uintptr_t before =
+            target_slot->word.fetch_and(~slot::suspend_requested_bit, std::memory_order_seq_cst);
+        resumed = (before & slot::suspend_requested_bit) != 0;
+        return resumed && (before & slot::asleep_suspended_bit) != 0;
+      });
+  if (stopped != nullptr) stopped->park.wake();
+  return resumed;
 }
 
 bool kill(thread_id id) {

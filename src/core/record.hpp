@@ -100,12 +100,12 @@ struct thread_record {
   // (start.cpp, start_on_starters_cpu).
   std::optional<cpu_set_t> cpus_after_start;
 
-  std::atomic<bool> suspendable{false};
+  slot_flag suspendable = slot->suspendable();
   slot_flag suspend_requested = slot->suspend_requested();
   // While the thread sleeps because it is suspended (sleep_while_suspended): the only sleep
   // resume() has to wake it from; any other wait sees the resume when it next wakes.
-  std::atomic<bool> asleep_suspended{false};
-  std::atomic<bool> kill_requested{false};
+  slot_flag asleep_suspended = slot->asleep_suspended();
+  slot_flag kill_requested = slot->kill_requested();
   slot_flag waiting = slot->waiting();
   int kill_deferrals = 0;         // touched by the thread itself only
   bool suspension_ended = false;  // likewise
@@ -117,7 +117,7 @@ struct thread_record {
   // Guards `ended` against a suspend signal being sent to a thread that is exiting, and
   // `stack` against being given back while list() measures it.
   std::mutex signal_lock;
-  std::atomic<bool> ended{false};
+  slot_flag ended = slot->ended();
   // Set before `ended` by a binding whose thread, its body over, has only a lock to let go of
   // (binding::body_over_but_for_release). Either one: nothing is left but the thread's end.
   std::atomic<bool> body_over{false};

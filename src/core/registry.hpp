@@ -38,6 +38,19 @@ class registry {
   // outlives its sender, and whoever shows it wants the sender's name.
   std::optional<std::string> recent_name(thread_id id) const;
   record_ptr find(thread_id id) const;
+  // For calls that go by a thread's flags (suspend(), resume()): runs `decide(slot, joining)` on
+  // the slot of live thread `id` (nullptr when there is none) under the registry's lock, so that
+  // the slot stays that thread's meanwhile; `joining` says whether any thread is blocked in
+  // join(). Returns the thread's record if `decide` returns true, else nullptr: the record sits a
+  // stack away from every other (with thousands of threads, a TLB miss each), so a call takes it
+  // only when the flags do not do.
+  template <class Decide>
+  record_ptr decide_by_slot(thread_id id, Decide&& decide) const {
+    std::lock_guard guard(lock_);
+    thread_slot* const slot = live_.find(id);
+    if (!decide(slot, !joiners_.empty()) || slot == nullptr) return nullptr;
+    return slot->record()->in_registry;
+  }
   // The state of a live thread, or terminated; takes no reference and touches only slots, not
   // records (it is the whole of status() for a thread that is not running).
   thread_state state_of(thread_id id) const;

@@ -111,7 +111,7 @@ void enter_thread_signals(thread_record& self) {
 void leave_thread_signals(thread_record& self) {
   {
     std::lock_guard guard(self.signal_lock);
-    self.ended = true;
+    self.ended.store(true);
   }
   // Give back the alternate stack the thread had before ours, so that whoever installed it can
   // free it. None before: ours goes with the thread, which now runs only the library's code.
@@ -123,7 +123,7 @@ void leave_thread_signals(thread_record& self) {
 
 void send_suspend_signal(thread_record& target) {
   std::lock_guard guard(target.signal_lock);
-  if (target.ended) return;
+  if (target.ended.load()) return;
   sigval value{};
   value.sival_ptr = &target;
   pthread_sigqueue(target.handle, suspend_signal(), value);

@@ -45,14 +45,23 @@ class slot_flag {
 };
 
 // 24 bytes: a slot is memory every thread pays for, and an idle thread must cost no more than a
-// std::thread (whose state is 48 bytes of heap). So the record's address and the two state flags
-// share a word (a record is aligned to 8: its low bits are free). Two or three slots share a cache
-// line, and a thread writes its `waiting` bit twice a wait: slot_pool hands out a new chunk's
-// slots so that threads started one after the other do not share one.
+// std::thread (whose state is 48 bytes of heap). So the record's address and the thread's flags
+// share a word (a record is aligned to 64: its low six bits are free). The flags are every one
+// that status(), suspend() and resume() look at, so that those read no record (a stack away from
+// every other: with thousands of threads, a TLB miss each); and, one word, every change of one
+// flag sees all the others as they were at that instant. Two or three slots share a cache line,
+// and a thread writes its `waiting` bit twice a wait: slot_pool hands out a new chunk's slots so
+// that threads started one after the other do not share one.
 struct thread_slot {
   static constexpr std::uintptr_t suspend_requested_bit = 1;
   static constexpr std::uintptr_t waiting_bit = 2;
-  static constexpr std::uintptr_t flag_bits = suspend_requested_bit | waiting_bit;
+  static constexpr std::uintptr_t suspendable_bit = 4;
+  static constexpr std::uintptr_t kill_requested_bit = 8;
+  static constexpr std::uintptr_t ended_bit = 16;
+  static constexpr std::uintptr_t asleep_suspended_bit = 32;
+  static constexpr std::uintptr_t flag_bits = suspend_requested_bit | waiting_bit |
+                                              suspendable_bit | kill_requested_bit | ended_bit |
+                                              asleep_suspended_bit;
 
   thread_id id = 0;
   // The next slot of the same bucket while the thread is in the table; the next free slot while
@@ -63,6 +72,10 @@ struct thread_slot {
 
   slot_flag suspend_requested() { return {word, suspend_requested_bit}; }
   slot_flag waiting() { return {word, waiting_bit}; }
+  slot_flag suspendable() { return {word, suspendable_bit}; }
+  slot_flag kill_requested() { return {word, kill_requested_bit}; }
+  slot_flag ended() { return {word, ended_bit}; }
+  slot_flag asleep_suspended() { return {word, asleep_suspended_bit}; }
 
   thread_record* record() const {
     return reinterpret_cast<thread_record*>(word.load(std::memory_order_relaxed) & ~flag_bits);

@@ -286,6 +286,8 @@ class python_thread final : public thread_hooks {
       released.reacquire();
     }
     in_core_wait_ = was_in_core_wait;
+    // A suspend that came during the sleeps called no hook (see thread_hooks).
+    if (!in_core_wait_) suspend_pending_ = binding::suspend_requested();
     update_arming();
   }
 

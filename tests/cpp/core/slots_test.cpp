@@ -56,10 +56,18 @@ TEST(SlotPool, StateSaysSuspendedBeforeWaiting) {
 TEST(SlotPool, TheRecordAndTheFlagsShareAWordWithoutClobberingEachOther) {
   slot_pool pool;
   thread_slot& slot = pool.take(1);
-  alignas(8) static char record_storage[64];
+  alignas(64) static char record_storage[64];  // a record's alignment (record.hpp)
   auto* record = reinterpret_cast<mthread::core::thread_record*>(record_storage);
   slot.waiting().store(true);
   slot.set_record(record);
+  EXPECT_EQ(slot.record(), record);
+  EXPECT_TRUE(slot.waiting().load());
+  for (auto flag :
+       {slot.suspendable(), slot.kill_requested(), slot.ended(), slot.asleep_suspended()}) {
+    EXPECT_FALSE(flag.exchange(true));
+    EXPECT_EQ(slot.record(), record);
+    EXPECT_TRUE(flag.exchange(false));
+  }
   EXPECT_EQ(slot.record(), record);
   EXPECT_TRUE(slot.waiting().load());
   EXPECT_FALSE(slot.suspend_requested().exchange(true));
