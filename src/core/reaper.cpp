@@ -97,21 +97,49 @@ void futex_table::grow(std::size_t threads) {
 
 reaper& reaper::instance() {
   static no_destroy<reaper> instance;
-  // A consistent state for the child: the lock is taken for the fork (the reaper holds it only
-  // for moments, and calls nothing under it that takes a lock a forking thread may hold).
   static const bool fork_handled =
-      pthread_atfork([] { instance.get().lock_.lock(); }, [] { instance.get().lock_.unlock(); },
-                     [] { instance.get().start_over_in_child(); }) == 0;
+      pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child) == 0;
   (void)fork_handled;
   return instance.get();
 }
 
+// Only the forking thread lives on in the child: the locks the reaper's work nests, its own and
+// then the registry's, are taken for the fork, so that the child's copies are consistent and
+// free (a thread holds one of them for moments, and takes no lock a forking thread may hold).
+void reaper::before_fork() {
+  instance().lock_.lock();
+  registry::instance().lock_for_fork();
+}
+
+void reaper::after_fork_in_parent() {
+  registry::instance().unlock_after_fork();
+  instance().lock_.unlock();
+}
+
+void reaper::after_fork_in_child() {
+  registry::instance().unlock_after_fork();
+  instance().start_over_in_child();
+}
+
 void reaper::start_over_in_child() {
+  // Of the threads the registry knows, only the forking one exists here: the others leave it
+  // (list(), the thread limit), among them those the parent's reaper had yet to reap; they are
+  // never joined (the child's C library has forgotten them). Their records are kept, stacks and
+  // all, rather than dropped in this handler, where a record's hooks may need an interpreter
+  // that is not ready for the child yet.
+  for (record_ptr& record : registry::instance().all()) {
+    if (record.get() == registry::self() || record->type == thread_type::main) continue;
+    (void)registry::instance().remove(record->id);
+    from_parent_.push_back(std::move(record));
+  }
   for (record_ptr& claimed : claimed_) from_parent_.push_back(std::move(claimed));
   claimed_.clear();
-  unclaimed_.clear();  // the parent's threads' ids: none of them is ever joined here
-  running_ = false;    // the next start here starts a reaper
+  unclaimed_.clear();
+  running_ = false;  // the next start here starts a reaper
   waiting_for_work_ = false;
+  // The child has the kernel's first futex table again.
+  futexes_.start_over();
+  futex_table_for_ = 0;
   // The parent's reaper may have been waiting on it: a condition variable with a waiter that
   // does not exist here could keep a notify waiting for that waiter.
   ::new (static_cast<void*>(&ready_)) std::condition_variable();

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <vector>
 
 #include "core/registry.hpp"
 #include "mthread/deadline.hpp"
@@ -51,9 +52,12 @@ class futex_table {
   }
   // The reaper's: sizes the table for `threads`.
   void grow(std::size_t threads);
+  // In a forked child, which has the kernel's first table again.
+  void start_over() { next_check_.store(first_check, std::memory_order_relaxed); }
 
  private:
-  std::atomic<std::size_t> next_check_{32};
+  static constexpr std::size_t first_check = 32;
+  std::atomic<std::size_t> next_check_{first_check};
 };
 
 // Joins ended threads; a thread blocked in join() on one does it itself when it can (see
@@ -93,18 +97,21 @@ class reaper {
 
  private:
   void run();
-  // fork(): the child's copy of the reaper has no thread, and its lock may have been held by the
-  // parent's reaper. Called in the child with the lock taken before the fork.
+  // fork(): see before_fork() in reaper.cpp. In the child the reaper's copy has no thread, and
+  // the parent's threads it had yet to reap do not exist (start_over_in_child() lets go of its
+  // lock).
+  static void before_fork();
+  static void after_fork_in_parent();
+  static void after_fork_in_child();
   void start_over_in_child();
 
   std::mutex lock_;
   std::condition_variable ready_;
   std::deque<record_ptr> claimed_;   // claimed by a joiner that had to stop waiting
   std::deque<thread_id> unclaimed_;  // ended, and no joiner could join them
-  // In a forked child: what the parent's reaper had claimed. Those threads do not exist here, so
-  // nobody can join them; the references are kept rather than dropped in the fork handler, where
-  // the last one would give a stack back to a cache that may still be locked.
-  std::deque<record_ptr> from_parent_;
+  // In a forked child: the records of the threads the parent's reaper had yet to reap (see
+  // start_over_in_child).
+  std::vector<record_ptr> from_parent_;
   bool running_ = false;
   std::atomic<pid_t> process_{0};  // the process the reaper runs in
   bool waiting_for_work_ = false;  // asleep without a deadline: a hand-over must wake it

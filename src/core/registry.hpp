@@ -76,6 +76,11 @@ class registry {
 
   std::atomic<bool> repl_accepts_messages{true};
 
+  // For the reaper's fork handler (reaper.cpp), which takes this lock after its own, the order
+  // in which the reaper nests them: the child's copy is then consistent, and free.
+  void lock_for_fork() { lock_.lock(); }
+  void unlock_after_fork() { lock_.unlock(); }
+
  private:
   friend class no_destroy<registry>;
   registry();

@@ -1,11 +1,20 @@
 #include "core/slots.hpp"
 
+#include <pthread.h>
+
 #include "core/no_destroy.hpp"
 
 namespace mthread::core {
 
 slot_pool& slot_pool::shared() {
   static no_destroy<slot_pool> pool;
+  // A record that goes while another thread forks gives its slot back under this lock, which the
+  // child's copy must not keep held by a thread that does not exist there. (It nests in no other
+  // lock, so its place among the fork handlers does not matter.)
+  static const bool fork_handled =
+      pthread_atfork([] { pool.get().lock_.lock(); }, [] { pool.get().lock_.unlock(); },
+                     [] { pool.get().lock_.unlock(); }) == 0;
+  (void)fork_handled;
   return pool.get();
 }
 

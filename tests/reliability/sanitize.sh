@@ -53,7 +53,7 @@ ASAN_EXCLUDED='^Churn\.(StartKillCyclesLeaveNoTrace|StartEndCyclesLeaveNoTrace|M
 # - the test of a forked child that starts threads: TSan does not support threads started after
 #   a fork of a process with threads.
 # Their threading logic runs under TSan in every other test, the soak and the fault tests.
-TSAN_EXCLUDED='^(Stack\.(ThreadsStartedAfterGetTheNewDefault|MaxStackUsedIsTheHighWaterMarkWithinAPage|NearlyTheWholeStackIsUsable|AReusedStackMeasuresAfresh|HighWaterMarkSeenWhileTheThreadRunsAndStaysAfterItReturns|UntouchedStackPagesAreNotResident)|StackDeathTest\..*|Churn\.(ManyConcurrentThreadsComeAndGo|MixedStackSizesOverflowTheCacheWithoutLeaking)|Start\.OptionsSetStackSizeAndMailboxDepth|Reaper\.AForkedChild(UnmapsTheStacksOfItsThreads|ReapsTheThreadsNobodyJoins))$'
+TSAN_EXCLUDED='^(Stack\.(ThreadsStartedAfterGetTheNewDefault|MaxStackUsedIsTheHighWaterMarkWithinAPage|NearlyTheWholeStackIsUsable|AReusedStackMeasuresAfresh|HighWaterMarkSeenWhileTheThreadRunsAndStaysAfterItReturns|UntouchedStackPagesAreNotResident)|StackDeathTest\..*|Churn\.(ManyConcurrentThreadsComeAndGo|MixedStackSizesOverflowTheCacheWithoutLeaking)|Start\.OptionsSetStackSizeAndMailboxDepth|Reaper\.AFork.*)$'
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:report_error_type=1
 

@@ -2,6 +2,9 @@
 // returned (`ended`), or the binding said that only the release of its lock is left
 // (binding::body_over_but_for_release). A thread that said neither is running, however long it
 // spins; one that said it is reaped once it exits, and nothing of it is left.
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -203,6 +206,94 @@ void end_threads_unjoined_in_child() {
 TEST_F(Reaper, AForkedChildReapsTheThreadsNobodyJoins) {
   start_kill_join(20);  // the reaper runs
   EXPECT_EXIT(end_threads_unjoined_in_child(), ::testing::ExitedWithCode(0), "threads left 1\n");
+}
+
+// Only the forking thread exists in a child: the parent's other threads leave its registry,
+// one still running (which a supported fork has none of) as well as one the parent's reaper was
+// still joining, so that list() and the thread limit count only the child's own threads.
+void list_in_child() {
+  const std::size_t listed = mthread::list().size();
+  std::fprintf(stderr, "listed %zu\n", listed);
+  std::_Exit(listed == 1 ? 0 : 1);
+}
+
+TEST_F(Reaper, AForkedChildListsOnlyItsOwnThreads) {
+  const auto running = mthread::start_new_thread("running", [] { (void)mthread::wait(30s); });
+  let_the_slow_end_go = false;
+  std::atomic<bool> body_over{false};
+  const auto slow = mthread::start_new_thread("slow", [&] {
+    (void)&slow_end;  // constructed: destroyed as the thread ends
+    body_over = true;
+  });
+  ASSERT_TRUE(wait_for([&] { return body_over.load(); }));
+  ASSERT_TRUE(wait_for([&] {  // handed over: the reaper waits for its end
+    const auto record = mthread::core::registry::instance().find(slow);
+    return record != nullptr && record->reap_claimed.load();
+  }));
+  EXPECT_EXIT(list_in_child(), ::testing::ExitedWithCode(0), "listed 1\n");
+  let_the_slow_end_go = true;
+  mthread::kill(running);
+  EXPECT_TRUE(mthread::join(running, 10s));
+  EXPECT_TRUE(mthread::join(slow, 10s));
+}
+
+// A fork waits for a thread that holds the registry's lock to let go of it (a start, a
+// status() or the reaper's work hold it for moments): the child's copy is free, and its starts
+// do not block on a lock whose holder does not exist there.
+void start_in_child_within_seconds() {
+  alarm(5);  // a start blocked for good ends the child here
+  const auto id = mthread::start_new_thread("child's", [] {});
+  std::_Exit(mthread::join(id, 10s) ? 0 : 2);
+}
+
+TEST_F(Reaper, AForkWhileAnotherThreadHoldsTheRegistryLeavesTheChildsCopyFree) {
+  start_kill_join(1);  // the reaper, and its fork handler, are there
+  auto& registry = mthread::core::registry::instance();
+  std::atomic<bool> holding{false};
+  std::thread holder([&] {
+    registry.lock_for_fork();  // as any call does for a moment, here for longer
+    holding = true;
+    std::this_thread::sleep_for(50ms);
+    registry.unlock_after_fork();
+  });
+  ASSERT_TRUE(wait_for([&] { return holding.load(); }));
+  EXPECT_EXIT(start_in_child_within_seconds(), ::testing::ExitedWithCode(0), "");
+  holder.join();
+}
+
+// The kernel's table of futex wait queues is per process, and a child begins with the first
+// one again: its reaper does not grow it to what the parent needed (1000 threads: 4096 slots for
+// a child of one thread).
+int futex_table_slots() {
+  constexpr int futex_hash = 78;  // PR_FUTEX_HASH
+  constexpr int get_slots = 2;
+  return prctl(futex_hash, get_slots, 0, 0, 0);
+}
+
+void start_one_in_child(int slots_at_fork) {
+  const auto id = mthread::start_new_thread("child's", [] {});
+  if (!mthread::join(id, 10s)) std::_Exit(2);
+  // The reaper grows the table, when it does, as soon as it runs after the start.
+  const bool grown = wait_for([&] { return futex_table_slots() >= slots_at_fork; }, 200ms);
+  std::fprintf(stderr, "slots: parent %d, child %d\n", slots_at_fork, futex_table_slots());
+  std::_Exit(grown ? 1 : 0);
+}
+
+TEST_F(Reaper, AForkedChildKeepsTheKernelsFirstFutexTable) {
+  // 400 threads: the reaper sizes the table at 4 slots a thread, a power of two, once the thread
+  // count passes the size it last set: 1024 slots or more, far above what the kernel gives a
+  // process of two threads.
+  std::vector<mthread::thread_id> ids;
+  for (int i = 0; i < 400; ++i) {
+    ids.push_back(mthread::start_new_thread("crowd", [] { (void)mthread::wait(30s); }));
+  }
+  const bool grown = wait_for([&] { return futex_table_slots() >= 1024; });
+  const int slots = futex_table_slots();
+  for (const auto id : ids) mthread::kill(id);
+  for (const auto id : ids) ASSERT_TRUE(mthread::join(id, 10s));
+  if (slots <= 0) GTEST_SKIP() << "this kernel has no PR_FUTEX_HASH";
+  if (!grown) GTEST_SKIP() << "the kernel kept the table at " << slots << " slots";
+  EXPECT_EXIT(start_one_in_child(slots), ::testing::ExitedWithCode(0), "slots");
 }
 
 }  // namespace
