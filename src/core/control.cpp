@@ -115,8 +115,10 @@ bool suspend(thread_id id) {
         // allow_suspend(false) may have run between the look above and the request: then it
         // either saw the request (and parked at its end, before returning: the undo wakes it)
         // or the request sees it gone. Undone, so no thread is ever stopped after
-        // allow_suspend(false) returned.
-        if ((before & slot::suspendable_bit) == 0) {
+        // allow_suspend(false) returned. Likewise a kill that came meanwhile (it cleared the
+        // request before this one was made): a killed thread runs to its end, cleanup included.
+        if ((before & slot::suspendable_bit) == 0 ||
+            (before & (slot::kill_requested_bit | slot::ended_bit)) != 0) {
           target_slot->word.fetch_and(~slot::suspend_requested_bit, std::memory_order_seq_cst);
           undone = true;
           return true;
