@@ -138,6 +138,12 @@ def test_random_programs_with_random_kills_lose_nothing(mthread_locks, prog):
             continue
         got[item] += 1
 
+    # A consumer may have lost its wake the same way (a consumer killed after a put notified
+    # it), and sleep beside items left in the queue: the kills are over, so one notify_all()
+    # wakes every such consumer for good.
+    with q.not_empty:
+        q.not_empty.notify_all()
+
     # One STOP for each consumer still alive: each drains what is left, then ends.
     alive_consumers = ([tid for tid in managed if roles[tid] == "consumer" and not gone(tid)] +
                        [thread for thread, role in plain if role == "consumer"])
