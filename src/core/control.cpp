@@ -105,10 +105,11 @@ bool suspend(thread_id id) {
       registry::instance().decide_by_slot(id, [&](slot* target_slot, bool joining) {
         if (target_slot == nullptr || target_slot->record() == call.self()) return false;
         const std::uintptr_t flags = target_slot->word.load(std::memory_order_acquire);
-        if ((flags & (slot::ended_bit | slot::kill_requested_bit)) != 0 ||
-            (flags & slot::suspendable_bit) == 0) {
+        if ((flags & slot::kill_requested_bit) != 0 || (flags & slot::suspendable_bit) == 0) {
           return false;
         }
+        // A thread inside one of mthread's waits has not ended; of any other the record says.
+        if ((flags & slot::waiting_bit) == 0 && target_slot->record()->ended.load()) return false;
         const std::uintptr_t before =
             target_slot->word.fetch_or(slot::suspend_requested_bit, std::memory_order_seq_cst);
         if ((before & slot::suspend_requested_bit) != 0) return false;
@@ -117,8 +118,7 @@ bool suspend(thread_id id) {
         // or the request sees it gone. Undone, so no thread is ever stopped after
         // allow_suspend(false) returned. Likewise a kill that came meanwhile (it cleared the
         // request before this one was made): a killed thread runs to its end, cleanup included.
-        if ((before & slot::suspendable_bit) == 0 ||
-            (before & (slot::kill_requested_bit | slot::ended_bit)) != 0) {
+        if ((before & slot::suspendable_bit) == 0 || (before & slot::kill_requested_bit) != 0) {
           target_slot->word.fetch_and(~slot::suspend_requested_bit, std::memory_order_seq_cst);
           undone = true;
           return true;

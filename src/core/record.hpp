@@ -117,7 +117,7 @@ struct thread_record {
   // Guards `ended` against a suspend signal being sent to a thread that is exiting, and
   // `stack` against being given back while list() measures it.
   std::mutex signal_lock;
-  slot_flag ended = slot->ended();
+  std::atomic<bool> ended{false};
   // Set before `ended` by a binding whose thread, its body over, has only a lock to let go of
   // (binding::body_over_but_for_release). Either one: nothing is left but the thread's end.
   std::atomic<bool> body_over{false};

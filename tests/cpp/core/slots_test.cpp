@@ -62,8 +62,7 @@ TEST(SlotPool, TheRecordAndTheFlagsShareAWordWithoutClobberingEachOther) {
   slot.set_record(record);
   EXPECT_EQ(slot.record(), record);
   EXPECT_TRUE(slot.waiting().load());
-  for (auto flag :
-       {slot.suspendable(), slot.kill_requested(), slot.ended(), slot.asleep_suspended()}) {
+  for (auto flag : {slot.suspendable(), slot.kill_requested(), slot.asleep_suspended()}) {
     EXPECT_FALSE(flag.exchange(true));
     EXPECT_EQ(slot.record(), record);
     EXPECT_TRUE(flag.exchange(false));
