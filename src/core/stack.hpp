@@ -48,8 +48,6 @@ class stack_region {
   friend stack_region take_stack(std::size_t usable);
   friend bool give_back_stack(stack_region stack);
   friend std::size_t unmap_retired_stacks();
-  // How many retired stacks wait to be unmapped.
-  std::size_t retired_stacks();
   void release();
   char* base_ = nullptr;
   std::size_t mapped_ = 0;
